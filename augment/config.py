@@ -1,0 +1,149 @@
+"""AugmentConfig: every augmentation setting and its default, in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from augment.errors import KdaugError
+
+POS_TAGS = ("NOUN", "VERB", "ADJ", "ADV", "PROPN", "NUM", "ADP", "PRON", "DET", "AUX", "INTJ")
+
+
+class ConfigError(KdaugError, ValueError):
+    """A setting is invalid; the message names it and says what to do."""
+
+
+class AugmentConfig(BaseModel):
+    """Settings of the POS-guided word-replacement augmenter (defaults follow TinyBERT)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # variants
+    n: int = Field(20, ge=1, le=1000, description="variants per record (besides the original)")
+    p: float = Field(0.4, gt=0.0, le=1.0, description="probability of replacing an eligible word")
+    seed: int = Field(0, description="global seed; each record is seeded from (seed, record id)")
+    max_attempts_factor: int = Field(
+        4, ge=1, le=100, description="at most n * factor draws to find n distinct variants"
+    )
+    include_original: bool = Field(True, description="emit the original as variant 0")
+    fields: Literal["a", "b", "both"] = Field("both", description="which text fields to augment")
+
+    # words
+    pos_tags: list[str] = Field(
+        default_factory=lambda: ["NOUN", "VERB", "ADJ", "ADV"],
+        description="universal POS tags of eligible words",
+    )
+    top_k: int = Field(15, ge=1, le=200, description="candidates kept per word")
+    sources: list[Literal["mlm", "vectors", "wordnet"]] = Field(
+        default_factory=lambda: ["mlm", "vectors"],
+        description="candidate sources; 'wordnet' adds WordNet synonyms for words left without any",
+    )
+    pos_filter: Literal["lexicon", "retag", "none"] = Field(
+        "lexicon",
+        description="how candidates must agree with the word's POS: 'lexicon' (inflection-aware "
+        "WordNet lemma tables of the spaCy pipeline), 'retag' (re-tag each candidate in context), "
+        "or 'none'",
+    )
+
+    # models
+    tagger: str = Field("en_core_web_sm", description="spaCy pipeline name or path")
+    mlm: str = Field(
+        "bert-base-uncased", description="masked-LM name or path, 'default', or 'none'"
+    )
+    mlm_context: Literal["masked", "with_original"] = Field(
+        "masked",
+        description="MLM input: the masked text alone, or paired with the original text "
+        "as the official TinyBERT script does",
+    )
+    mlm_max_length: int = Field(
+        128, ge=16, le=512, description="longest MLM input; longer texts get a window around the mask"
+    )
+    mlm_batch_tokens: int = Field(
+        8192, ge=256, description="padded tokens per masked-LM forward pass"
+    )
+    vectors: str = Field(
+        "glove-6b-50d",
+        description="word vectors: 'glove-6b-50d' (packaged), a GloVe .txt, word2vec .txt/.bin, "
+        "a gensim KeyedVectors file, or 'none'",
+    )
+    vectors_limit: int = Field(100_000, ge=100, description="search the N most frequent words")
+
+    # execution
+    batch_size: int = Field(64, ge=1, le=100_000, description="records per augmenter batch")
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+    @field_validator("pos_tags")
+    @classmethod
+    def _known_tags(cls, tags: list[str]) -> list[str]:
+        tags = [t.upper() for t in tags]
+        unknown = [t for t in tags if t not in POS_TAGS]
+        if unknown:
+            raise ValueError(f"unknown POS tag(s) {unknown}; choose from {list(POS_TAGS)}")
+        if not tags:
+            raise ValueError("pos_tags must name at least one tag")
+        return tags
+
+    @field_validator("sources")
+    @classmethod
+    def _some_source(cls, sources: list[str]) -> list[str]:
+        if not sources:
+            raise ValueError("sources must name at least one of mlm, vectors, wordnet")
+        return list(dict.fromkeys(sources))
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        d = device.strip().lower()
+        if d in ("auto", "cpu", "cuda", "mps") or (d.startswith("cuda:") and d[5:].isdigit()):
+            return d
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {device!r}")
+
+    @property
+    def mlm_enabled(self) -> bool:
+        return self.mlm.lower() != "none" and "mlm" in self.sources
+
+    @property
+    def vectors_enabled(self) -> bool:
+        return self.vectors.lower() != "none" and "vectors" in self.sources
+
+    # loading -----------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> AugmentConfig:
+        """Load a YAML mapping of settings; `overrides` (e.g. from flags) win over the file."""
+        import yaml
+
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p} must hold a mapping of settings")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.build(**data)
+
+    @classmethod
+    def build(cls, **settings: Any) -> AugmentConfig:
+        """Validate settings, turning pydantic's report into a one-line ConfigError."""
+        from pydantic import ValidationError
+
+        try:
+            return cls(**settings)
+        except ValidationError as exc:
+            parts = []
+            for err in exc.errors():
+                loc = ".".join(str(x) for x in err["loc"]) or "config"
+                parts.append(f"{loc}: {err['msg']}")
+            raise ConfigError("invalid augment setting: " + "; ".join(parts)) from None
+
+    def fingerprint_dict(self) -> dict[str, Any]:
+        """The settings that change output bytes (batch size and device excluded)."""
+        d = self.model_dump()
+        for k in ("batch_size", "device", "mlm_batch_tokens"):
+            d.pop(k)
+        return d

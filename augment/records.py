@@ -1,0 +1,60 @@
+"""The shapes every part of kdaug shares: input records, variants, replacements, rejects."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SOURCES = ("mlm", "vectors", "wordnet")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One input example. `label` is kept as the string read from the input (or None)."""
+
+    id: str
+    text_a: str
+    text_b: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """One replaced word: `start`/`end` are character offsets of the new word in the variant."""
+
+    field: str  # "a" or "b"
+    start: int
+    end: int
+    original: str
+    replacement: str
+    source: str  # one of SOURCES
+    rank: int  # 1-based rank among the word's candidates
+
+
+@dataclass
+class Variant:
+    """One output row. Variant 0 is the original record (no replacements)."""
+
+    id: str
+    variant: int
+    text_a: str
+    text_b: str | None
+    label: str | None
+    replacements: list[Replacement] = field(default_factory=list)
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        return row
+
+
+@dataclass(frozen=True)
+class Reject:
+    """An input row that could not become a record, with the reason."""
+
+    row: int  # 0-based data row number in the input
+    reason: str
+    id: str | None = None
+    raw: dict[str, Any] | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)

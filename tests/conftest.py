@@ -1,0 +1,58 @@
+"""Session-wide fixtures: tiny real models made here, and the shared offline assets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_assets_dir() -> Path | None:
+    env = os.environ.get("KDAUG_SHARED_ASSETS")
+    path = Path(env) if env else REPO.parent / "shared" / "assets"
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def shared_assets() -> Path:
+    path = shared_assets_dir()
+    if path is None:
+        pytest.skip("shared assets not found (set KDAUG_SHARED_ASSETS)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BertForMaskedLM with the real uncased 30,522-piece WordPiece vocabulary,
+    saved with save_pretrained so that tests load it through the same code path as real models."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    from augment.resolve import packaged_minilm_path
+
+    out = tmp_path_factory.mktemp("tiny-mlm")
+    tok = BertTokenizerFast(vocab_file=str(packaged_minilm_path() / "vocab.txt"), do_lower_case=True)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    torch.manual_seed(0)
+    model = BertForMaskedLM(cfg)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def shared_mlm_dir(shared_assets: Path) -> Path:
+    path = shared_assets / "mlm-minilm-adapted"
+    if not (path / "config.json").is_file():
+        pytest.skip("shared MLM not found")
+    return path
