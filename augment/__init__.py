@@ -8,7 +8,15 @@ from augment.config import AugmentConfig
 from augment.records import Record, Reject, Replacement, Variant
 
 __version__ = "0.1.0"
-__all__ = ["AugmentConfig", "Augmenter", "Record", "Reject", "Replacement", "Variant", "__version__"]
+__all__ = [
+    "AugmentConfig",
+    "Augmenter",
+    "Record",
+    "Reject",
+    "Replacement",
+    "Variant",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from augment.augmenter import Augmenter

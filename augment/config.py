@@ -41,11 +41,11 @@ class AugmentConfig(BaseModel):
         default_factory=lambda: ["mlm", "vectors"],
         description="candidate sources; 'wordnet' adds WordNet synonyms for words left without any",
     )
-    pos_filter: Literal["lexicon", "retag", "none"] = Field(
-        "lexicon",
+    pos_filter: Literal["hybrid", "lexicon", "retag", "none"] = Field(
+        "hybrid",
         description="how candidates must agree with the word's POS: 'lexicon' (inflection-aware "
         "WordNet lemma tables of the spaCy pipeline), 'retag' (re-tag each candidate in context), "
-        "or 'none'",
+        "'hybrid' (lexicon, then re-tag the candidates it finds ambiguous), or 'none'",
     )
 
     # models
@@ -59,7 +59,10 @@ class AugmentConfig(BaseModel):
         "as the official TinyBERT script does",
     )
     mlm_max_length: int = Field(
-        128, ge=16, le=512, description="longest MLM input; longer texts get a window around the mask"
+        128,
+        ge=16,
+        le=512,
+        description="longest MLM input; longer texts get a window around the mask",
     )
     mlm_batch_tokens: int = Field(
         8192, ge=256, description="padded tokens per masked-LM forward pass"
@@ -147,3 +150,33 @@ class AugmentConfig(BaseModel):
         for k in ("batch_size", "device", "mlm_batch_tokens"):
             d.pop(k)
         return d
+
+
+class SampleParams(BaseModel):
+    """Per-call sampling settings; `Augmenter.augment` takes one for all records or one per record.
+
+    Candidate generation does not depend on them (except `sources`), so records with different
+    parameters can share one batched masked-LM pass (the service's micro-batcher relies on this).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n: int = Field(20, ge=1, le=1000)
+    p: float = Field(0.4, gt=0.0, le=1.0)
+    seed: int = 0
+    fields: Literal["a", "b", "both"] = "both"
+    include_original: bool = True
+    sources: tuple[Literal["mlm", "vectors", "wordnet"], ...] = ("mlm", "vectors")
+
+    @classmethod
+    def from_config(cls, cfg: AugmentConfig, **overrides: Any) -> SampleParams:
+        base = {
+            "n": cfg.n,
+            "p": cfg.p,
+            "seed": cfg.seed,
+            "fields": cfg.fields,
+            "include_original": cfg.include_original,
+            "sources": tuple(cfg.sources),
+        }
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)

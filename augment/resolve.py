@@ -87,5 +87,7 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ResolveError(f"device {device!r} asked for, but no CUDA GPU is visible; use --device cpu")
+        raise ResolveError(
+            f"device {device!r} asked for, but no CUDA GPU is visible; use --device cpu"
+        )
     return device

@@ -1,0 +1,163 @@
+"""Read an adaptation corpus (text, csv/tsv, jsonl, parquet) into sentences with optional labels."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from augment.errors import InputError
+
+TEXT_SUFFIXES = {".txt", ".text"}
+TABLE_SUFFIXES = {".csv", ".tsv", ".jsonl", ".json", ".parquet"}
+
+
+class CorpusError(InputError):
+    """The adaptation corpus cannot be used (missing file or column, empty, one class only)."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Sentences, and their labels (strings) when the corpus has a label column."""
+
+    texts: list[str]
+    labels: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def label_set(self) -> list[str]:
+        """The distinct labels in a stable order (sorted), or [] for an unlabelled corpus."""
+        return sorted(set(self.labels)) if self.labels is not None else []
+
+    def fingerprint(self) -> str:
+        """A content hash of texts and labels: the same sentences give the same fingerprint."""
+        h = hashlib.sha256()
+        for i, text in enumerate(self.texts):
+            h.update(text.encode("utf-8"))
+            h.update(b"\t" + (self.labels[i].encode("utf-8") if self.labels else b"") + b"\n")
+        return h.hexdigest()[:16]
+
+    def split(self, heldout: float, seed: int, max_heldout: int = 2000) -> tuple[Corpus, Corpus]:
+        """Seeded split into (train, held-out); the held-out part is capped at `max_heldout`."""
+        order = list(range(len(self.texts)))
+        random.Random(seed).shuffle(order)
+        n_held = min(max_heldout, int(len(order) * heldout))
+        if n_held < 1 or n_held >= len(order):
+            raise CorpusError(
+                f"the corpus has {len(order)} sentences: too few to hold out {heldout:.0%} "
+                "for evaluation; add sentences or pass --eval-file"
+            )
+        held, train = sorted(order[:n_held]), sorted(order[n_held:])
+        return self._take(train), self._take(held)
+
+    def _take(self, idx: list[int]) -> Corpus:
+        labels = [self.labels[i] for i in idx] if self.labels is not None else None
+        return Corpus([self.texts[i] for i in idx], labels)
+
+
+def _read_text(path: Path) -> list[dict[str, str]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8-sig") as f:
+        return [{"text": line.strip()} for line in f]
+
+
+def _read_delimited(path: Path) -> list[dict[str, str]]:
+    # GLUE tsv files hold bare quote characters: no quoting for tsv.
+    delim, quoting = ("\t", csv.QUOTE_NONE) if path.suffix == ".tsv" else (",", csv.QUOTE_MINIMAL)
+    csv.field_size_limit(1 << 24)
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        return list(csv.DictReader(f, delimiter=delim, quoting=quoting))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8-sig") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise CorpusError(f"{path}:{n}: not a JSON object per line ({exc.msg})") from None
+    return rows
+
+
+def _read_parquet(path: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+def read_rows(path: Path) -> tuple[list[dict], bool]:
+    """Rows of one file as dicts, and whether it is a plain text file (one sentence a line)."""
+    if not path.is_file():
+        raise CorpusError(f"corpus file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in TEXT_SUFFIXES or "".join(path.suffixes[-2:]).lower() == ".txt.gz":
+        return _read_text(path), True
+    if suffix in (".csv", ".tsv"):
+        return _read_delimited(path), False
+    if suffix in (".jsonl", ".json"):
+        return _read_jsonl(path), False
+    if suffix == ".parquet":
+        return _read_parquet(path), False
+    raise CorpusError(
+        f"{path}: unknown corpus format {suffix or '(no suffix)'}; use one of "
+        + ", ".join(sorted(TEXT_SUFFIXES | TABLE_SUFFIXES | {".txt.gz"}))
+    )
+
+
+def _column(rows: list[dict], column: str, path: Path, option: str) -> list:
+    if rows and column not in rows[0]:
+        found = ", ".join(map(str, rows[0].keys()))
+        raise CorpusError(f"{path}: no column {column!r} (found: {found}); pass {option} NAME")
+    return [row.get(column) for row in rows]
+
+
+def read_corpus(
+    paths: list[Path], text_column: str = "sentence", label_column: str | None = None
+) -> Corpus:
+    """Read and concatenate corpus files; blank texts are dropped, labels are kept as strings."""
+    texts: list[str] = []
+    labels: list[str] | None = [] if label_column else None
+    for path in map(Path, paths):
+        rows, plain = read_rows(path)
+        if plain and label_column:
+            raise CorpusError(
+                f"{path}: a plain text file has no label column; use csv/tsv/jsonl/parquet "
+                "for --label-column"
+            )
+        col_texts = (
+            [r["text"] for r in rows]
+            if plain
+            else _column(rows, text_column, path, "--text-column")
+        )
+        col_labels = _column(rows, label_column, path, "--label-column") if label_column else None
+        for i, text in enumerate(col_texts):
+            text = str(text).strip() if text is not None else ""
+            if not text:
+                continue
+            if labels is not None:
+                label = col_labels[i]
+                if label is None or str(label).strip() == "":
+                    raise CorpusError(
+                        f"{path}: row {i + 1} has no value in label column {label_column!r}"
+                    )
+                labels.append(str(label).strip())
+            texts.append(text)
+    if not texts:
+        raise CorpusError(
+            "the corpus is empty: no non-blank sentence in " + ", ".join(map(str, paths))
+        )
+    corpus = Corpus(texts, labels)
+    if labels is not None and len(corpus.label_set()) < 2:
+        raise CorpusError(
+            f"label column {label_column!r} has a single class ({corpus.label_set()[0]!r}): "
+            "label-conditional training needs at least two"
+        )
+    return corpus

@@ -1,0 +1,300 @@
+"""Augmenter: records -> variants. No I/O: the builder, the CLI and the service all call it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from augment import __version__
+from augment.candidates.mlm import MaskedLMCandidates, MaskQuery
+from augment.candidates.vectors import VectorIndex
+from augment.candidates.wordnet import WordNetCandidates
+from augment.config import AugmentConfig, SampleParams
+from augment.pos import TaggedText, Tagger, Word
+from augment.records import Record, Replacement, Variant
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Slot:
+    """An eligible word of one field and its POS-filtered candidates (word, source, rank)."""
+
+    field: str
+    word: Word
+    source: str | None
+    candidates: list[tuple[str, str, int]]
+
+
+def record_seed(seed: int, record_id: str) -> int:
+    """The seed of one record's generator: a function of (global seed, record id) only."""
+    digest = hashlib.sha256(f"{seed}\x00{record_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def match_case(template: str, word: str) -> str:
+    """Give `word` the casing of `template`: UPPER, Title or lower."""
+    if len(template) > 1 and template.isupper():
+        return word.upper()
+    if template[:1].isupper():
+        return word[:1].upper() + word[1:].lower()
+    return word.lower()
+
+
+class Augmenter:
+    """POS-guided word replacement: masked-LM candidates for single-WordPiece words, word-vector
+    neighbours for the others, candidates kept only when they agree with the word's POS."""
+
+    def __init__(
+        self,
+        config: AugmentConfig | None = None,
+        *,
+        tagger: Tagger | None = None,
+        mlm: MaskedLMCandidates | None = None,
+        vectors: VectorIndex | None = None,
+    ) -> None:
+        self.config = cfg = config or AugmentConfig()
+        self.tagger = tagger or Tagger(cfg.tagger, cfg.pos_tags)
+        if mlm is None and cfg.mlm.lower() != "none":
+            mlm = MaskedLMCandidates(
+                cfg.mlm,
+                device=cfg.device,
+                top_k=cfg.top_k,
+                context=cfg.mlm_context,
+                max_length=cfg.mlm_max_length,
+                batch_tokens=cfg.mlm_batch_tokens,
+            )
+        self.mlm = mlm
+        if vectors is None and cfg.vectors.lower() != "none":
+            device = mlm.device if mlm is not None else "cpu"
+            vectors = VectorIndex.load(
+                cfg.vectors, limit=cfg.vectors_limit, top_k=cfg.top_k, device=device
+            )
+        self.vectors = vectors
+        self.wordnet = WordNetCandidates(cfg.top_k) if "wordnet" in cfg.sources else None
+        if cfg.pos_filter in ("lexicon", "hybrid"):
+            _ = self.tagger.lexicon  # fail at start, not mid-run, if the pipeline lacks it
+        self.stats: Counter[str] = Counter()
+
+    # public ------------------------------------------------------------------------------
+    def versions(self) -> dict[str, str | None]:
+        """Identities of the code and models, for manifests and responses."""
+        return {
+            "kdaug": __version__,
+            "tagger": self.tagger.version,
+            "mlm": self.mlm.name if self.mlm else None,
+            "vectors": self.vectors.name if self.vectors else None,
+        }
+
+    def augment(
+        self,
+        records: Sequence[Record],
+        params: SampleParams | Sequence[SampleParams] | None = None,
+    ) -> list[list[Variant]]:
+        """Variants of each record (variant 0 = the original when asked for)."""
+        if params is None or isinstance(params, SampleParams):
+            plist = [params or SampleParams.from_config(self.config)] * len(records)
+        else:
+            plist = list(params)
+            if len(plist) != len(records):
+                raise ValueError(f"{len(records)} records but {len(plist)} params")
+        slots = self.plan(records, plist)
+        out = [self._sample(r, s, p) for r, s, p in zip(records, slots, plist, strict=True)]
+        self.stats["records"] += len(records)
+        self.stats["variants"] += sum(len(v) for v in out)
+        return out
+
+    def augment_stream(
+        self, records: Iterable[Record], batch_size: int | None = None
+    ) -> Iterator[tuple[Record, list[Variant]]]:
+        """Augment an iterable in batches of `batch_size` records (default: the config's)."""
+        size = batch_size or self.config.batch_size
+        batch: list[Record] = []
+        for rec in records:
+            batch.append(rec)
+            if len(batch) == size:
+                yield from zip(batch, self.augment(batch), strict=True)
+                batch = []
+        if batch:
+            yield from zip(batch, self.augment(batch), strict=True)
+
+    # candidates --------------------------------------------------------------------------
+    def plan(self, records: Sequence[Record], plist: Sequence[SampleParams]) -> list[list[Slot]]:
+        """Tag the texts, pick eligible words, get and filter their candidates, all batched."""
+        jobs: list[tuple[int, str, str]] = []  # (record index, field, text)
+        for i, (rec, p) in enumerate(zip(records, plist, strict=True)):
+            if p.fields in ("a", "both") and rec.text_a:
+                jobs.append((i, "a", rec.text_a))
+            if p.fields in ("b", "both") and rec.text_b:
+                jobs.append((i, "b", rec.text_b))
+        texts = list(dict.fromkeys(t for _, _, t in jobs))
+        tagged = dict(zip(texts, self.tagger.tag(texts), strict=True))
+
+        slots: list[list[Slot]] = [[] for _ in records]
+        mlm_q: list[tuple[Slot, MaskQuery]] = []
+        vec_q: list[tuple[Slot, str]] = []
+        for i, fld, text in jobs:
+            rec, p = records[i], plist[i]
+            label = self._mlm_label(rec) if self.mlm and "mlm" in p.sources else None
+            for word in tagged[text].eligible:
+                slot = Slot(fld, word, self._route(word.text, p.sources), [])
+                slots[i].append(slot)
+                self.stats[f"words_{slot.source or 'none'}"] += 1
+                if slot.source == "mlm":
+                    mlm_q.append((slot, MaskQuery(text, word.start, word.end, label)))
+                elif slot.source == "vectors":
+                    vec_q.append((slot, text))
+
+        raw: list[tuple[Slot, TaggedText, list[tuple[str, float]]]] = []
+        if mlm_q:
+            preds = self.mlm.predict([q for _, q in mlm_q])
+            raw += [(s, tagged[q.text], c) for (s, q), c in zip(mlm_q, preds, strict=True)]
+        if vec_q:
+            neigh = self.vectors.neighbours([s.word.text for s, _ in vec_q])
+            raw += [(s, tagged[t], c) for (s, t), c in zip(vec_q, neigh, strict=True)]
+        self._filter(raw)
+        if self.wordnet is not None and self.wordnet.available:
+            self._wordnet_fallback(records, slots, plist, tagged)
+        return slots
+
+    def _route(self, word: str, sources: Sequence[str]) -> str | None:
+        if "mlm" in sources and self.mlm is not None and self.mlm.is_single_piece(word):
+            return "mlm"
+        if "vectors" in sources and self.vectors is not None:
+            return "vectors"
+        if "wordnet" in sources and self.wordnet is not None:
+            return "wordnet"
+        return None
+
+    def _mlm_label(self, rec: Record) -> str | None:
+        if not self.mlm.conditioning:
+            return None
+        if rec.label is None or rec.label not in self.mlm.labels:
+            if self.stats["label_fallbacks"] == 0:
+                log.warning(
+                    "record %r: label %r unknown to the conditional MLM %s; using the "
+                    "unconditional path (further cases are counted in stats)",
+                    rec.id,
+                    rec.label,
+                    self.mlm.name,
+                )
+            self.stats["label_fallbacks"] += 1
+            return None
+        return rec.label
+
+    def _filter(self, raw: list[tuple[Slot, TaggedText, list[tuple[str, float]]]]) -> None:
+        """Keep candidates that are neither the word itself nor a stop word, and agree with the
+        word's POS."""
+        mode = self.config.pos_filter
+        stop = self.tagger.stop_words
+        pending: list[tuple[Slot, str, int]] = []
+        for slot, _, cands in raw:
+            low = slot.word.text.lower()
+            for rank, (cand, _) in enumerate(cands, start=1):
+                if cand.lower() != low and cand.lower() not in stop:
+                    pending.append((slot, cand, rank))
+        if mode == "lexicon":
+            lex = self.tagger.lexicon
+            keep = [lex.agrees(c, s.word.pos, s.word.tag) for s, c, _ in pending]
+        elif mode in ("retag", "hybrid"):
+            texts = {id(s): t for s, t, _ in raw}
+            if mode == "hybrid":
+                lex = self.tagger.lexicon
+                keep = [lex.agrees(c, s.word.pos, s.word.tag) for s, c, _ in pending]
+                check = [
+                    i
+                    for i, (ok, (_, c, _)) in enumerate(zip(keep, pending, strict=True))
+                    if ok and lex.ambiguous(c)
+                ]
+            else:
+                keep = [True] * len(pending)
+                check = list(range(len(pending)))
+            queries = [(texts[id(pending[i][0])], pending[i][0].word, pending[i][1]) for i in check]
+            for i, ok in zip(check, self.tagger.retag_agrees(queries), strict=True):
+                keep[i] = ok
+        else:
+            keep = [True] * len(pending)
+        for (slot, cand, rank), ok in zip(pending, keep, strict=True):
+            if ok:
+                slot.candidates.append((cand, slot.source, rank))
+            else:
+                self.stats["candidates_pos_rejected"] += 1
+
+    def _wordnet_fallback(self, records, slots, plist, tagged) -> None:
+        lex = self.tagger.lexicon if self.config.pos_filter != "none" else None
+        for rec_slots, p in zip(slots, plist, strict=True):
+            if "wordnet" not in p.sources:
+                continue
+            for slot in rec_slots:
+                if slot.candidates:
+                    continue
+                syn = self.wordnet.synonyms(slot.word.text, slot.word.pos)
+                for rank, (cand, _) in enumerate(syn, start=1):
+                    if lex is None or lex.agrees(cand, slot.word.pos, slot.word.tag):
+                        slot.candidates.append((cand, "wordnet", rank))
+                if slot.candidates:
+                    slot.source = "wordnet"
+
+    # sampling ----------------------------------------------------------------------------
+    def _sample(self, rec: Record, slots: list[Slot], p: SampleParams) -> list[Variant]:
+        out: list[Variant] = []
+        if p.include_original:
+            out.append(Variant(rec.id, 0, rec.text_a, rec.text_b, rec.label, []))
+        usable = [s for s in slots if s.candidates]
+        self.stats["words_without_candidates"] += len(slots) - len(usable)
+        if not usable:
+            return out
+        rng = np.random.Generator(np.random.PCG64(record_seed(p.seed, rec.id)))
+        seen = {(rec.text_a, rec.text_b)}
+        made = 0
+        for _ in range(p.n * self.config.max_attempts_factor):
+            if made == p.n:
+                break
+            draws = rng.random(len(usable))
+            picks = rng.integers(0, [len(s.candidates) for s in usable])
+            chosen = [
+                (s, s.candidates[k])
+                for s, d, k in zip(usable, draws, picks, strict=True)
+                if d < p.p
+            ]
+            if not chosen:
+                continue
+            text_a, reps_a = _apply(rec.text_a, "a", [c for c in chosen if c[0].field == "a"])
+            text_b, reps_b = _apply(rec.text_b, "b", [c for c in chosen if c[0].field == "b"])
+            if (text_a, text_b) in seen:
+                continue
+            seen.add((text_a, text_b))
+            made += 1
+            out.append(Variant(rec.id, made, text_a, text_b, rec.label, reps_a + reps_b))
+            for r in reps_a + reps_b:
+                self.stats[f"replacements_{r.source}"] += 1
+        return out
+
+
+def _apply(
+    text: str | None, field: str, chosen: list[tuple[Slot, tuple[str, str, int]]]
+) -> tuple[str | None, list[Replacement]]:
+    """Replace the chosen words of `text`, keeping every other character as it was."""
+    if text is None or not chosen:
+        return text, []
+    parts: list[str] = []
+    reps: list[Replacement] = []
+    pos = 0
+    length = 0
+    for slot, (cand, source, rank) in sorted(chosen, key=lambda c: c[0].word.start):
+        w = slot.word
+        keep = text[pos : w.start]
+        parts.append(keep)
+        length += len(keep)
+        new = match_case(w.text, cand)
+        parts.append(new)
+        reps.append(Replacement(field, length, length + len(new), w.text, new, source, rank))
+        length += len(new)
+        pos = w.end
+    parts.append(text[pos:])
+    return "".join(parts), reps

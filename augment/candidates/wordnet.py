@@ -1,0 +1,130 @@
+"""WordNet synonyms through nltk: POS-aware by construction, an optional third source.
+
+No nltk_data can be downloaded here; Debian's `wordnet-base` package installs the WordNet 3.0
+database under /usr/share/wordnet, which is laid out as `nltk_data/corpora/wordnet/` in kdaug's
+cache (nltk also finds a database that is already in one of its own search paths).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from augment.resolve import cache_dir
+
+log = logging.getLogger(__name__)
+
+SYSTEM_WORDNET = Path("/usr/share/wordnet")
+_UPOS_TO_WN = {"NOUN": "n", "VERB": "v", "ADJ": "a", "ADV": "r"}
+# nltk's reader wants `lexnames`, which Debian's package does not ship: the 45 lexicographer
+# files of WordNet 3.0 (number, name, syntactic category), as documented in lexnames(5WN).
+_LEXNAMES = [
+    "adj.all",
+    "adj.pert",
+    "adv.all",
+    "noun.Tops",
+    "noun.act",
+    "noun.animal",
+    "noun.artifact",
+    "noun.attribute",
+    "noun.body",
+    "noun.cognition",
+    "noun.communication",
+    "noun.event",
+    "noun.feeling",
+    "noun.food",
+    "noun.group",
+    "noun.location",
+    "noun.motive",
+    "noun.object",
+    "noun.person",
+    "noun.phenomenon",
+    "noun.plant",
+    "noun.possession",
+    "noun.process",
+    "noun.quantity",
+    "noun.relation",
+    "noun.shape",
+    "noun.state",
+    "noun.substance",
+    "noun.time",
+    "verb.body",
+    "verb.change",
+    "verb.cognition",
+    "verb.communication",
+    "verb.competition",
+    "verb.consumption",
+    "verb.contact",
+    "verb.creation",
+    "verb.emotion",
+    "verb.motion",
+    "verb.perception",
+    "verb.possession",
+    "verb.social",
+    "verb.stative",
+    "verb.weather",
+    "adj.ppl",
+]
+_CATEGORY = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
+
+
+def _layout_system_wordnet() -> Path | None:
+    """Expose /usr/share/wordnet as an nltk_data tree in the cache; return the nltk_data root."""
+    if not (SYSTEM_WORDNET / "data.noun").is_file():
+        return None
+    root = cache_dir() / "nltk_data"
+    target = root / "corpora" / "wordnet"
+    target.mkdir(parents=True, exist_ok=True)
+    for src in SYSTEM_WORDNET.iterdir():
+        link = target / src.name
+        if not link.exists():
+            link.symlink_to(src)
+    lexnames = target / "lexnames"
+    if not lexnames.exists():
+        lines = [
+            f"{i:02d}\t{name}\t{_CATEGORY[name.split('.')[0]]}" for i, name in enumerate(_LEXNAMES)
+        ]
+        lexnames.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+class WordNetCandidates:
+    """Synonyms of a word for its POS; `available` is False (with one log line) without WordNet."""
+
+    def __init__(self, top_k: int = 15) -> None:
+        self.top_k = top_k
+        self.wn = None
+        try:
+            import nltk
+            from nltk.corpus import wordnet as wn
+
+            root = _layout_system_wordnet()
+            if root is not None and str(root) not in nltk.data.path:
+                nltk.data.path.append(str(root))
+            wn.ensure_loaded()
+            self.wn = wn
+        except (LookupError, OSError, ImportError):
+            log.warning(
+                "WordNet source disabled: no WordNet database found "
+                "(apt-get install wordnet-base, or put nltk_data/corpora/wordnet in NLTK_DATA)"
+            )
+
+    @property
+    def available(self) -> bool:
+        return self.wn is not None
+
+    def synonyms(self, word: str, pos: str) -> list[tuple[str, float]]:
+        """Single-word alphabetic synonyms, most frequent sense first; empty if unavailable."""
+        wn_pos = _UPOS_TO_WN.get(pos)
+        if self.wn is None or wn_pos is None:
+            return []
+        key = word.lower()
+        out: dict[str, float] = {}
+        for synset in self.wn.synsets(key, pos=wn_pos):
+            for lemma in synset.lemmas():
+                name = lemma.name()
+                if name.isalpha() and name.lower() != key and name not in out:
+                    out[name] = float(lemma.count())
+                if len(out) >= self.top_k:
+                    return list(out.items())
+        return list(out.items())

@@ -1,0 +1,109 @@
+"""`kdaug sample` and `kdaug augment`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+# Flags that map one-to-one onto AugmentConfig fields.
+CONFIG_FLAGS: dict[str, dict[str, Any]] = {
+    "n": {"type": int, "help": "variants per record (default 20)"},
+    "p": {"type": float, "help": "replacement probability per eligible word (default 0.4)"},
+    "seed": {"type": int, "help": "global seed (default 0)"},
+    "top_k": {"type": int, "help": "candidates per word (default 15)"},
+    "mlm": {"help": "masked-LM name or path, 'default' (kdaug adapt-mlm --default) or 'none'"},
+    "mlm_context": {"choices": ["masked", "with_original"], "help": "masked-LM input"},
+    "vectors": {"help": "'glove-6b-50d' (packaged), a GloVe/word2vec/KeyedVectors file, 'none'"},
+    "vectors_limit": {"type": int, "help": "search the N most frequent words (default 100000)"},
+    "tagger": {"help": "spaCy pipeline name or path (default en_core_web_sm)"},
+    "pos_filter": {"choices": ["hybrid", "lexicon", "retag", "none"], "help": "POS agreement"},
+    "fields": {"choices": ["a", "b", "both"], "help": "fields of pairs to augment"},
+    "batch_size": {"type": int, "help": "records per augmenter batch (default 64)"},
+    "device": {"help": "auto, cpu, cuda or cuda:N"},
+}
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE.yaml", help="settings file; flags override it")
+    for name, kw in CONFIG_FLAGS.items():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kw)
+    p.add_argument(
+        "--sources",
+        default=None,
+        help="comma-separated candidate sources among mlm,vectors,wordnet (default mlm,vectors)",
+    )
+
+
+def config_from_args(args: argparse.Namespace, **extra: Any):
+    from augment.config import AugmentConfig
+
+    overrides = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
+    if args.sources:
+        overrides["sources"] = [s.strip() for s in args.sources.split(",") if s.strip()]
+    overrides.update({k: v for k, v in extra.items() if v is not None})
+    if args.config:
+        return AugmentConfig.from_yaml(args.config, **overrides)
+    return AugmentConfig.build(**overrides)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sample", help="print variants of one text, replacements highlighted")
+    p.add_argument("text")
+    p.add_argument("--text-b", default=None, help="second text of a pair")
+    p.add_argument("--label", default=None)
+    p.add_argument("--no-color", action="store_true")
+    add_config_flags(p)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("augment", help="augment a csv/tsv/jsonl/parquet file into Parquet")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("--format", choices=["csv", "tsv", "jsonl", "parquet"], default=None)
+    p.add_argument("--task", default=None, help="GLUE column preset (sst2, mrpc, mnli, ...)")
+    p.add_argument("--text-column", default=None)
+    p.add_argument("--text-b-column", default=None)
+    p.add_argument("--label-column", default=None)
+    p.add_argument("--id-column", default=None)
+    p.add_argument("--no-original", action="store_true", help="do not emit originals (variant 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    add_config_flags(p)
+    p.set_defaults(func=cmd_augment)
+
+
+def highlight(text: str, reps, field: str, color: bool) -> str:
+    out, pos = [], 0
+    for r in sorted((r for r in reps if r.field == field), key=lambda r: r.start):
+        out.append(text[pos : r.start])
+        word = text[r.start : r.end]
+        tag = f"{r.source[0]}{r.rank}"
+        out.append(f"\033[1;32m{word}\033[0m" if color else f"[{word}|{r.original}:{tag}]")
+        pos = r.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import sys
+
+    from augment.augmenter import Augmenter
+    from augment.records import Record
+
+    cfg = config_from_args(args, n=args.n or 5)
+    aug = Augmenter(cfg)
+    color = not args.no_color and sys.stdout.isatty()
+    (variants,) = aug.augment([Record("sample", args.text, args.text_b, args.label)])
+    for v in variants:
+        line = highlight(v.text_a, v.replacements, "a", color)
+        if v.text_b is not None:
+            line += "  ||  " + highlight(v.text_b, v.replacements, "b", color)
+        print(f"{v.variant:>3}  {line}")
+    if len(variants) <= 1:
+        print("(no variants: no eligible word got a candidate)")
+    return 0
+
+
+def cmd_augment(args: argparse.Namespace) -> int:
+    from augment.run import run_augment
+
+    cfg = config_from_args(args, include_original=False if args.no_original else None)
+    return run_augment(args, cfg)

@@ -1,0 +1,212 @@
+"""spaCy tagging, word eligibility, and the POS-agreement rules for candidates.
+
+Three agreement methods:
+- `lexicon`: a candidate must be able to carry the word's part of speech *and* inflection
+  (plural noun, past verb, comparative adjective, ...), judged from the WordNet lemma index,
+  exception lists and suffix rules that spaCy's English rule lemmatizer ships inside the pipeline.
+  A pure function of (candidate, tag): fast, and independent of batch composition.
+- `retag`: substitute the candidate into the text and let the spaCy tagger re-tag it; the window
+  of +-4 words matches the receptive field of the small pipelines' CNN (depth 4, window 1).
+- `hybrid` (default): the lexicon first; candidates it accepts that could also be another part of
+  speech ("funny" is a WordNet noun too) are then re-tagged in context. Near `retag`'s agreement
+  at a fraction of its tagging work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from augment.errors import KdaugError
+from augment.resolve import resolve_spacy
+
+# spaCy components the tagger needs; the others are disabled for speed.
+_DISABLED = ("parser", "ner", "lemmatizer", "senter")
+RETAG_WINDOW = 4
+
+# Fine-grained (Penn) tag -> inflection class, per coarse POS.
+_INFLECTION = {
+    "NN": "sg",
+    "NNS": "pl",
+    "VB": "base",
+    "VBP": "base",
+    "VBZ": "3sg",
+    "VBD": "past",
+    "VBN": "past",
+    "VBG": "ger",
+    "JJ": "pos",
+    "JJR": "cmp",
+    "JJS": "sup",
+    "RB": "pos",
+    "RBR": "cmp",
+    "RBS": "sup",
+}
+# Suffix stripped by a lemmatizer rule -> inflection class.
+_SUFFIX_CLASS = {
+    "noun": {"": "sg"},  # any non-empty rule suffix is a plural
+    "verb": {"": "base", "s": "3sg", "es": "3sg", "ies": "3sg", "ed": "past", "ing": "ger"},
+    "adj": {"": "pos", "er": "cmp", "est": "sup"},
+    "adv": {"": "pos", "er": "cmp", "est": "sup"},
+}
+_EXC_CLASSES = {"noun": {"pl"}, "verb": {"past"}, "adj": {"cmp", "sup"}, "adv": {"cmp", "sup"}}
+_UPOS_TO_TABLE = {"NOUN": "noun", "VERB": "verb", "ADJ": "adj", "ADV": "adv"}
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word of a tagged text: its position, surface form, POS and eligibility."""
+
+    index: int  # token index in the text
+    text: str
+    start: int
+    end: int
+    pos: str
+    tag: str
+    eligible: bool
+
+
+@dataclass(frozen=True)
+class TaggedText:
+    text: str
+    words: tuple[Word, ...]
+
+    @property
+    def eligible(self) -> list[Word]:
+        return [w for w in self.words if w.eligible]
+
+
+class Tagger:
+    """A spaCy pipeline reduced to tokenizer + tagger, with kdaug's eligibility rule."""
+
+    def __init__(self, name: str, pos_tags: Iterable[str]) -> None:
+        import spacy
+
+        resolved = resolve_spacy(name)
+        try:
+            self.nlp = spacy.load(resolved, disable=[c for c in _DISABLED])
+        except OSError as exc:
+            raise KdaugError(f"cannot load spaCy pipeline {resolved!r}: {exc}") from None
+        if "tagger" not in self.nlp.pipe_names:
+            raise KdaugError(f"spaCy pipeline {resolved!r} has no tagger; choose one that tags POS")
+        self.name = resolved
+        self.version = f"{self.nlp.meta.get('name', '?')}-{self.nlp.meta.get('version', '?')}"
+        self.pos_tags = frozenset(pos_tags)
+        self.stop_words = self.nlp.Defaults.stop_words
+        self._lexicon: InflectionLexicon | None = None
+
+    def tag(self, texts: Sequence[str], batch_size: int = 256) -> list[TaggedText]:
+        out = []
+        for text, doc in zip(texts, self.nlp.pipe(texts, batch_size=batch_size), strict=True):
+            words = tuple(
+                Word(
+                    index=t.i,
+                    text=t.text,
+                    start=t.idx,
+                    end=t.idx + len(t.text),
+                    pos=t.pos_,
+                    tag=t.tag_,
+                    eligible=self._eligible(t.text, t.pos_, t.is_stop),
+                )
+                for t in doc
+            )
+            out.append(TaggedText(text, words))
+        return out
+
+    def _eligible(self, text: str, pos: str, is_stop: bool) -> bool:
+        return (
+            text.isalpha()
+            and text.isascii()
+            and not is_stop
+            and text.lower() not in self.stop_words
+            and pos in self.pos_tags
+        )
+
+    # agreement ---------------------------------------------------------------------------
+    @property
+    def lexicon(self) -> InflectionLexicon:
+        if self._lexicon is None:
+            self._lexicon = InflectionLexicon.from_pipeline(self.nlp)
+        return self._lexicon
+
+    def retag_agrees(
+        self, queries: Sequence[tuple[TaggedText, Word, str]], batch_size: int = 1024
+    ) -> list[bool]:
+        """For each (text, word, candidate): does the candidate, put in the word's place, get the
+        same coarse POS from the tagger? Identical windows are tagged once."""
+        from spacy.tokens import Doc
+
+        keys: dict[tuple[tuple[str, ...], int], int] = {}
+        docs = []
+        spans = []
+        for tagged, word, cand in queries:
+            lo = max(0, word.index - RETAG_WINDOW)
+            hi = min(len(tagged.words), word.index + RETAG_WINDOW + 1)
+            words = tuple(cand if w.index == word.index else w.text for w in tagged.words[lo:hi])
+            key = (words, word.index - lo)
+            if key not in keys:
+                keys[key] = len(docs)
+                docs.append(Doc(self.nlp.vocab, words=list(words)))
+            spans.append(keys[key])
+        tags = []
+        for (_, center), doc in zip(keys, self.nlp.pipe(docs, batch_size=batch_size), strict=True):
+            tags.append(doc[center].pos_)
+        return [tags[k] == word.pos for k, (_, word, _) in zip(spans, queries, strict=True)]
+
+
+class InflectionLexicon:
+    """Which parts of speech and inflections a word form can carry, from WordNet lemma tables."""
+
+    def __init__(self, index: dict, exc: dict, rules: dict) -> None:
+        self.index = {k: frozenset(v) for k, v in index.items()}
+        self.exc = {k: dict(v) for k, v in exc.items()}
+        self.rules = {k: [tuple(r) for r in v] for k, v in rules.items()}
+        self.classes = lru_cache(maxsize=200_000)(self._classes)
+
+    @classmethod
+    def from_pipeline(cls, nlp) -> InflectionLexicon:
+        comps = dict(nlp.components)
+        lem = comps.get("lemmatizer")
+        tables = getattr(getattr(lem, "lookups", None), "tables", [])
+        if not {"lemma_index", "lemma_exc", "lemma_rules"} <= set(tables):
+            raise KdaugError(
+                "pos_filter 'lexicon' needs a spaCy pipeline with a rule lemmatizer "
+                "(lemma_index/lemma_exc/lemma_rules tables); use pos_filter 'retag'"
+            )
+        get = lem.lookups.get_table
+        parts = list(_UPOS_TO_TABLE.values())
+        return cls(
+            index={p: get("lemma_index")[p] for p in parts},
+            exc={p: get("lemma_exc")[p] for p in parts},
+            rules={p: get("lemma_rules").get(p, []) for p in parts},
+        )
+
+    def _classes(self, form: str, table: str) -> frozenset[str]:
+        """Inflection classes `form` can have as a `table` (noun/verb/adj/adv) word."""
+        form = form.lower()
+        found: set[str] = set()
+        index = self.index[table]
+        suffix_class = _SUFFIX_CLASS[table]
+        if form in index:
+            found.add(suffix_class[""])
+        if form in self.exc[table]:
+            found |= _EXC_CLASSES[table]
+        for old, new in self.rules[table]:
+            if old and form.endswith(old) and (form[: -len(old)] + new) in index:
+                found.add(suffix_class.get(old, "pl" if table == "noun" else suffix_class[""]))
+        return frozenset(found)
+
+    def ambiguous(self, candidate: str) -> bool:
+        """Can the form belong to more than one of noun/verb/adjective/adverb?"""
+        return sum(bool(self.classes(candidate, t)) for t in _UPOS_TO_TABLE.values()) > 1
+
+    def agrees(self, candidate: str, pos: str, tag: str) -> bool:
+        """Can `candidate` replace a word tagged (pos, tag)? Other POS pass through unchecked."""
+        table = _UPOS_TO_TABLE.get(pos)
+        if table is None:
+            return True
+        classes = self.classes(candidate, table)
+        if not classes:
+            return False
+        wanted = _INFLECTION.get(tag)
+        return wanted is None or wanted in classes
