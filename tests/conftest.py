@@ -29,14 +29,14 @@ def tiny_mlm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random BertForMaskedLM with the real uncased 30,522-piece WordPiece vocabulary,
     saved with save_pretrained so that tests load it through the same code path as real models."""
     import torch
-    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
     from augment.resolve import packaged_minilm_path
 
     out = tmp_path_factory.mktemp("tiny-mlm")
-    tok = BertTokenizerFast(vocab_file=str(packaged_minilm_path() / "vocab.txt"), do_lower_case=True)
+    tok = AutoTokenizer.from_pretrained(packaged_minilm_path())
     cfg = BertConfig(
-        vocab_size=tok.vocab_size,
+        vocab_size=len(tok),
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,

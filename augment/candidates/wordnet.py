@@ -8,6 +8,7 @@ cache (nltk also finds a database that is already in one of its own search paths
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from augment.resolve import cache_dir
@@ -69,23 +70,43 @@ _CATEGORY = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
 
 
 def _layout_system_wordnet() -> Path | None:
-    """Expose /usr/share/wordnet as an nltk_data tree in the cache; return the nltk_data root."""
+    """Copy /usr/share/wordnet into an nltk-style tree in the cache (nltk refuses links that
+    leave its root); return the `corpora/wordnet` folder, or None without the database."""
     if not (SYSTEM_WORDNET / "data.noun").is_file():
         return None
-    root = cache_dir() / "nltk_data"
-    target = root / "corpora" / "wordnet"
+    target = cache_dir() / "nltk_data" / "corpora" / "wordnet"
     target.mkdir(parents=True, exist_ok=True)
     for src in SYSTEM_WORDNET.iterdir():
-        link = target / src.name
-        if not link.exists():
-            link.symlink_to(src)
+        if src.is_file() and not (target / src.name).exists():
+            shutil.copyfile(src, target / src.name)
+    sense_index = target / "index.sense"  # in Debian's wordnet-sense-index; only sense keys use it
+    if not sense_index.exists():
+        sense_index.touch()
     lexnames = target / "lexnames"
     if not lexnames.exists():
         lines = [
             f"{i:02d}\t{name}\t{_CATEGORY[name.split('.')[0]]}" for i, name in enumerate(_LEXNAMES)
         ]
         lexnames.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
+    return target
+
+
+def find_wordnet():
+    """nltk's own WordNet (NLTK_DATA and its search paths) first, then the system database."""
+    import nltk
+
+    for attempt in range(2):
+        for name in ("corpora/wordnet", "corpora/wordnet.zip/wordnet/"):
+            try:
+                return nltk.data.find(name)
+            except LookupError:
+                continue
+        laid_out = _layout_system_wordnet() if attempt == 0 else None
+        if laid_out is None:
+            return None
+        # nltk reads only below its search paths: add the cache's nltk_data root.
+        nltk.data.path.append(str(laid_out.parent.parent))
+    return None
 
 
 class WordNetCandidates:
@@ -94,16 +115,16 @@ class WordNetCandidates:
     def __init__(self, top_k: int = 15) -> None:
         self.top_k = top_k
         self.wn = None
-        try:
-            import nltk
-            from nltk.corpus import wordnet as wn
+        root = find_wordnet()
+        if root is not None:
+            from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-            root = _layout_system_wordnet()
-            if root is not None and str(root) not in nltk.data.path:
-                nltk.data.path.append(str(root))
-            wn.ensure_loaded()
-            self.wn = wn
-        except (LookupError, OSError, ImportError):
+            try:
+                self.wn = WordNetCorpusReader(root, None)
+            except (OSError, LookupError, ValueError) as exc:
+                log.warning("WordNet source disabled: cannot read %s (%s)", root, exc)
+                return
+        if self.wn is None:
             log.warning(
                 "WordNet source disabled: no WordNet database found "
                 "(apt-get install wordnet-base, or put nltk_data/corpora/wordnet in NLTK_DATA)"

@@ -1,0 +1,114 @@
+import pytest
+
+from augment import AugmentConfig, Record
+from augment.augmenter import Augmenter, match_case, record_seed
+from augment.config import SampleParams
+
+RECORDS = [
+    Record("r1", "The movie was really great, and the actors delivered brilliant performances."),
+    Record("r2", "She  opened the DOOR and walked in;  nobody noticed.", label="1"),
+    Record("r3", "Cats chase mice.", "Dogs bark loudly at strangers.", label="0"),
+    Record("r4", "Extraordinarily unbelievable circumstances surrounded the investigation."),
+]
+
+
+def test_match_case():
+    assert match_case("Door", "window") == "Window"
+    assert match_case("DOOR", "window") == "WINDOW"
+    assert match_case("door", "Window") == "window"
+    assert match_case("I", "me") == "Me"
+
+
+def test_record_seed_depends_on_seed_and_id_only():
+    assert record_seed(0, "a") == record_seed(0, "a")
+    assert len({record_seed(0, "a"), record_seed(1, "a"), record_seed(0, "b")}) == 3
+
+
+def test_variants_shape_and_provenance(augmenter):
+    out = augmenter.augment(RECORDS)
+    assert len(out) == len(RECORDS)
+    for rec, variants in zip(RECORDS, out, strict=True):
+        assert variants[0].variant == 0 and variants[0].text_a == rec.text_a
+        assert [v.variant for v in variants] == list(range(len(variants)))
+        texts = {(v.text_a, v.text_b) for v in variants}
+        assert len(texts) == len(variants)  # no duplicates, no identity variants
+        for v in variants[1:]:
+            assert v.replacements and v.label == rec.label and v.id == rec.id
+            for r in v.replacements:
+                text = v.text_a if r.field == "a" else v.text_b
+                assert text[r.start : r.end] == r.replacement
+                assert r.source in ("mlm", "vectors") and r.rank >= 1
+                assert r.replacement.lower() != r.original.lower()
+                assert match_case(r.original, r.replacement) == r.replacement
+            for bad in ("[MASK]", "##", "[UNK]"):
+                assert bad not in v.text_a and bad not in (v.text_b or "")
+
+
+def test_spacing_and_punctuation_kept(augmenter):
+    (variants,) = augmenter.augment([RECORDS[1]])
+    assert len(variants) > 1
+    for v in variants[1:]:
+        assert "  " in v.text_a and v.text_a.endswith("noticed.") or "noticed" not in v.text_a
+        assert v.text_a.count(";  ") == 1
+
+
+def test_single_and_multi_piece_routing(augmenter):
+    (variants,) = augmenter.augment([RECORDS[3]])
+    sources = {(r.original, r.source) for v in variants for r in v.replacements}
+    multi = {o for o, s in sources if s == "vectors"}
+    assert multi and all(not augmenter.mlm.is_single_piece(o) for o in multi)
+    assert all(augmenter.mlm.is_single_piece(o) for o, s in sources if s == "mlm")
+
+
+def test_deterministic_across_batch_sizes_and_order(augmenter):
+    whole = augmenter.augment(RECORDS)
+    one_by_one = [augmenter.augment([r])[0] for r in RECORDS]
+    reversed_ = augmenter.augment(RECORDS[::-1])[::-1]
+    assert whole == one_by_one == reversed_
+    other_seed = augmenter.augment(RECORDS, SampleParams.from_config(augmenter.config, seed=1))
+    assert other_seed != whole
+
+
+def test_pair_field_policy(augmenter):
+    cfg = augmenter.config
+    (a_only,) = augmenter.augment([RECORDS[2]], SampleParams.from_config(cfg, fields="a"))
+    (b_only,) = augmenter.augment([RECORDS[2]], SampleParams.from_config(cfg, fields="b"))
+    assert all(v.text_b == RECORDS[2].text_b for v in a_only)
+    assert all(v.text_a == RECORDS[2].text_a for v in b_only)
+    assert {r.field for v in a_only for r in v.replacements} == {"a"}
+    assert {r.field for v in b_only for r in v.replacements} == {"b"}
+
+
+def test_n_and_include_original(augmenter):
+    p = SampleParams.from_config(augmenter.config, n=3, include_original=False)
+    (variants,) = augmenter.augment([RECORDS[0]], p)
+    assert 1 <= len(variants) <= 3 and variants[0].variant == 1
+
+
+def test_per_record_params(augmenter):
+    cfg = augmenter.config
+    params = [SampleParams.from_config(cfg, n=2), SampleParams.from_config(cfg, n=4)]
+    a, b = augmenter.augment(RECORDS[:2], params)
+    assert len(a) <= 3 and len(b) <= 5
+    with pytest.raises(ValueError):
+        augmenter.augment(RECORDS[:2], params[:1])
+
+
+def test_vectors_only_mode(augmenter):
+    vec = Augmenter(
+        AugmentConfig.build(mlm="none", n=4), tagger=augmenter.tagger, vectors=augmenter.vectors
+    )
+    (variants,) = vec.augment([RECORDS[0]])
+    assert len(variants) > 1
+    assert {r.source for v in variants for r in v.replacements} == {"vectors"}
+
+
+def test_sources_param_restricts(augmenter):
+    p = SampleParams.from_config(augmenter.config, sources=("mlm",))
+    (variants,) = augmenter.augment([RECORDS[3]], p)
+    assert {r.source for v in variants for r in v.replacements} <= {"mlm"}
+
+
+def test_record_without_eligible_words(augmenter):
+    (variants,) = augmenter.augment([Record("x", "It is what it is.")])
+    assert len(variants) == 1 and variants[0].variant == 0
