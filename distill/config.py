@@ -1,0 +1,185 @@
+"""DistillConfig: every distillation and fine-tuning setting and its default, in one place.
+
+Per-stage defaults come from the task preset (the paper's epochs and learning rates); a YAML file
+and then command-line flags override them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from augment.config import ConfigError
+from distill.tasks import TaskError, TaskSpec, custom_task, get_task
+
+STAGES = ("finetune", "intermediate", "prediction")
+
+
+class StageConfig(BaseModel):
+    """One training stage: its budget, optimiser and batch settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: float = Field(3, gt=0, description="passes over the training data")
+    max_steps: int | None = Field(None, ge=1, description="cap on optimizer steps in this stage")
+    lr: float = Field(3e-5, gt=0)
+    warmup: float = Field(0.1, ge=0, lt=1, description="fraction of steps with linear warmup")
+    schedule: Literal["linear", "constant"] = "linear"
+    batch_size: int = Field(32, ge=1, description="examples per optimizer step, all GPUs together")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step per process")
+    weight_decay: float = Field(0.01, ge=0)
+    max_grad_norm: float = Field(1.0, ge=0, description="0 disables clipping")
+
+
+class LossWeights(BaseModel):
+    """Weights of the loss parts; a part with weight 0 is not computed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attention: float = Field(1.0, ge=0, description="stage 1: attention-score MSE")
+    hidden: float = Field(1.0, ge=0, description="stage 1: hidden-state MSE through W_h")
+    embedding: float = Field(1.0, ge=0, description="stage 1: embedding MSE through W_e")
+    soft: float = Field(1.0, ge=0, description="stage 2: soft cross-entropy (MSE for regression)")
+    hard: float = Field(0.0, ge=0, description="stage 2: cross-entropy with the gold labels")
+    cosine: float = Field(0.0, ge=0, description="stage 2: DistilBERT cosine loss, last layer")
+
+
+def _stage_defaults(task: TaskSpec) -> dict[str, dict[str, Any]]:
+    return {
+        "finetune": {"epochs": 3, "lr": 5e-5, "warmup": 0.1, "schedule": "linear"},
+        "intermediate": {
+            "epochs": task.intermediate_epochs,
+            "lr": task.intermediate_lr,
+            "warmup": 0.0,
+            "schedule": "constant",
+        },
+        "prediction": {
+            "epochs": task.prediction_epochs,
+            "lr": task.prediction_lr,
+            "warmup": 0.1,
+            "schedule": "linear",
+        },
+    }
+
+
+class DistillConfig(BaseModel):
+    """Settings of `kdaug finetune-teacher` and `kdaug distill`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(description="GLUE preset (sst2, mrpc, ...) or 'custom'")
+    text_a: str | None = Field(None, description="custom task: first text column")
+    text_b: str | None = Field(None, description="custom task: second text column, if any")
+    label_column: str = Field("label", description="custom task: label column")
+    labels: list[str] | None = Field(None, description="custom task: label names; none=regression")
+    max_length: int | None = Field(None, ge=8, le=4096, description="default: 64 single, 128 pairs")
+
+    layer_map: Literal["uniform", "top", "bottom"] | list[int] = Field(
+        "uniform", description="g(m): student layer m learns from teacher layer g(m)"
+    )
+    temperature: float = Field(1.0, gt=0)
+    weights: LossWeights = Field(default_factory=LossWeights)
+    finetune: StageConfig
+    intermediate: StageConfig
+    prediction: StageConfig
+
+    seed: int = 42
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="autocast dtype on CUDA; auto = bf16 where supported, else fp16"
+    )
+    compile: bool = Field(False, description="torch.compile the trained model")
+    checkpoint_every: int = Field(500, ge=1, description="optimizer steps between checkpoints")
+    keep_checkpoints: int = Field(2, ge=1)
+    eval_every: int | None = Field(None, ge=1, description="steps between dev evaluations")
+    eval_batch_size: int = Field(128, ge=1)
+    group_batches: int = Field(50, ge=1, description="batches per length-grouping window")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_stages(cls, data: Any) -> Any:
+        """Per-stage settings start from the task preset; given keys win."""
+        if not isinstance(data, dict) or "task" not in data:
+            return data
+        try:
+            task = get_task(data["task"]) if data["task"] != "custom" else None
+        except TaskError as exc:
+            raise ValueError(str(exc)) from None
+        defaults = _stage_defaults(task or custom_task("a", None, "label", None))
+        data = dict(data)
+        for stage in STAGES:
+            given = data.get(stage) or {}
+            if isinstance(given, BaseModel):
+                given = given.model_dump(exclude_unset=True)
+            data[stage] = {**defaults[stage], **given}
+        return data
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        d = device.strip().lower()
+        if d in ("auto", "cpu", "cuda") or (d.startswith("cuda:") and d[5:].isdigit()):
+            return d
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {device!r}")
+
+    @model_validator(mode="after")
+    def _custom_columns(self) -> DistillConfig:
+        if self.task == "custom" and not self.text_a:
+            raise ValueError("task 'custom' needs text_a (and text_b for pairs, label_column)")
+        return self
+
+    # derived ------------------------------------------------------------------------------
+    @property
+    def spec(self) -> TaskSpec:
+        if self.task == "custom":
+            return custom_task(self.text_a or "", self.text_b, self.label_column, self.labels)
+        return get_task(self.task)
+
+    @property
+    def seq_len(self) -> int:
+        return self.max_length or self.spec.max_length
+
+    def stage(self, name: str) -> StageConfig:
+        return getattr(self, name)
+
+    # loading -------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, **settings: Any) -> DistillConfig:
+        """Validate settings, turning pydantic's report into a one-line ConfigError."""
+        from pydantic import ValidationError
+
+        try:
+            return cls(**settings)
+        except ValidationError as exc:
+            parts = []
+            for err in exc.errors():
+                loc = ".".join(str(x) for x in err["loc"]) or "config"
+                parts.append(f"{loc}: {err['msg']}")
+            raise ConfigError("invalid distill setting: " + "; ".join(parts)) from None
+
+    @classmethod
+    def load(
+        cls, path: str | Path | None, overrides: dict[str, Any], stage_overrides: dict[str, Any]
+    ) -> DistillConfig:
+        """YAML file (optional), then `overrides`, then `stage_overrides` applied to every stage;
+        None values in the overrides are ignored (an unset flag keeps the file's value)."""
+        data: dict[str, Any] = {}
+        if path:
+            import yaml
+
+            p = Path(path)
+            if not p.is_file():
+                raise ConfigError(f"config file not found: {p}")
+            try:
+                data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+            if not isinstance(data, dict):
+                raise ConfigError(f"config file {p} must hold a mapping of settings")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        stage_set = {k: v for k, v in stage_overrides.items() if v is not None}
+        for stage in STAGES:
+            data[stage] = {**(data.get(stage) or {}), **stage_set}
+        return cls.build(**data)

@@ -1,0 +1,271 @@
+"""The jobs behind the commands: fine-tune a teacher, distil a student in two stages, evaluate,
+and cache teacher logits. Each writes its outputs under one directory."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from distill.checkpoint import seed_everything
+from distill.config import DistillConfig
+from distill.data import BatchStream, ExampleSource
+from distill.evaluate import evaluate, time_forward
+from distill.logits_cache import find_cache, teacher_fingerprint, write_cache
+from distill.models import (
+    build_student,
+    count_parameters,
+    layer_map,
+    load_classifier,
+    load_teacher,
+    save_model,
+)
+from distill.objectives import (
+    IntermediateObjective,
+    PredictionObjective,
+    SupervisedObjective,
+    TeacherTargets,
+)
+from distill.report import plot_curves, write_metrics
+from distill.runtime import Runtime, main_only, setup_runtime, teardown_runtime
+from distill.trainer import StageTrainer
+
+log = logging.getLogger(__name__)
+
+
+def trained_dir(path: str) -> str:
+    """A run directory stands for its best model (`-o DIR` of finetune-teacher or distill)."""
+    best = Path(path) / "best"
+    return str(best) if (best / "config.json").is_file() else path
+
+
+def _streams(
+    cfg: DistillConfig, tokenizer: Any, train: str | None, evals: list[str], batch_size: int
+) -> tuple[BatchStream | None, dict[str, BatchStream]]:
+    spec = cfg.spec
+    train_stream = None
+    if train:
+        train_stream = BatchStream(
+            ExampleSource(train, spec),
+            tokenizer,
+            cfg.seq_len,
+            batch_size,
+            seed=cfg.seed,
+            group_batches=cfg.group_batches,
+        )
+    dev: dict[str, BatchStream] = {}
+    for i, path in enumerate(evals):
+        name = Path(path).stem if Path(path).stem not in dev else f"{Path(path).stem}-{i}"
+        dev[name] = BatchStream(
+            ExampleSource(path, spec), tokenizer, cfg.seq_len, cfg.eval_batch_size, shuffle=False
+        )
+    return train_stream, dev
+
+
+def _stage_record(state: Any, wall: float) -> dict[str, Any]:
+    return {
+        "steps": state.step,
+        "seconds": round(wall, 1),
+        "train_seconds": round(state.seconds, 1),
+    }
+
+
+def finetune_teacher(
+    cfg: DistillConfig, model: str, train: str, evals: list[str], out: Path, resume: bool = False
+) -> dict[str, Any]:
+    """Fine-tune a BERT-family encoder on the task; the best dev model goes to out/best."""
+    rt = setup_runtime(cfg.device, cfg.precision)
+    try:
+        seed_everything(cfg.seed)
+        net, tokenizer = load_classifier(model, cfg.spec)
+        net.to(rt.device)
+        train_stream, dev = _streams(cfg, tokenizer, train, evals, cfg.finetune.batch_size)
+        objective = SupervisedObjective(net, cfg.spec.is_regression)
+        t0 = time.perf_counter()
+        trainer = StageTrainer(
+            "finetune", cfg, objective, net, tokenizer, train_stream, rt, out, dev=dev
+        )
+        state = trainer.train(resume)
+        record = _stage_record(state, time.perf_counter() - t0)
+
+        def finish() -> dict[str, Any]:
+            if not dev:
+                save_model(net, tokenizer, out / "best")
+            metrics = {
+                "task": cfg.spec.name,
+                "base_model": model,
+                "dev": state.dev,
+                "parameters": count_parameters(net),
+                "stages": {"finetune": record},
+            }
+            write_metrics(out, metrics)
+            plot_curves(out / "curves.png", {"finetune": state.history}, cfg.spec.primary)
+            return metrics
+
+        return main_only(rt, finish)
+    finally:
+        teardown_runtime(rt)
+
+
+def distill(
+    cfg: DistillConfig,
+    teacher_dir: str,
+    student_spec: str,
+    train: str,
+    evals: list[str],
+    out: Path,
+    stages: str = "both",
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Intermediate-layer then prediction-layer distillation (or one of them)."""
+    rt = setup_runtime(cfg.device, cfg.precision)
+    try:
+        return _distill(
+            rt, cfg, trained_dir(teacher_dir), student_spec, train, evals, out, stages, resume
+        )
+    finally:
+        teardown_runtime(rt)
+
+
+def _distill(
+    rt: Runtime,
+    cfg: DistillConfig,
+    teacher_dir: str,
+    student_spec: str,
+    train: str,
+    evals: list[str],
+    out: Path,
+    stages: str,
+    resume: bool,
+) -> dict[str, Any]:
+    spec = cfg.spec
+    seed_everything(cfg.seed)
+    teacher, tokenizer = load_teacher(teacher_dir, spec)
+    student = build_student(trained_dir(student_spec), teacher, tokenizer, spec)
+    teacher.to(rt.device)
+    student.to(rt.device)
+    n, m = teacher.config.num_hidden_layers, student.config.num_hidden_layers
+    g = layer_map(m, n, cfg.layer_map)
+    histories: dict[str, list[dict[str, Any]]] = {}
+    records: dict[str, dict[str, Any]] = {}
+    _, dev = _streams(cfg, tokenizer, None, evals, 1)
+    teacher_dev = main_only(rt, lambda: evaluate(teacher, dev, spec, rt.device, rt.autocast))
+
+    if stages in ("intermediate", "both"):
+        done = out / "intermediate"
+        if resume and (done / "config.json").is_file():
+            student.load_state_dict(type(student).from_pretrained(done).state_dict())
+        else:
+            stream, _ = _streams(cfg, tokenizer, train, [], cfg.intermediate.batch_size)
+            w = cfg.weights
+            objective = IntermediateObjective(student, teacher.config.hidden_size, w, m)
+            targets = TeacherTargets(
+                teacher,
+                hidden=[0, *g] if (w.hidden or w.embedding) else None,
+                attention=[x - 1 for x in g] if w.attention else None,
+                autocast=rt.autocast,
+            )
+            t0 = time.perf_counter()
+            trainer = StageTrainer(
+                "intermediate", cfg, objective, student, tokenizer, stream, rt, out, teacher=targets
+            )
+            state = trainer.train(resume)
+            for capture in (objective.scores, targets.scores):
+                if capture is not None:
+                    capture.remove()
+            records["intermediate"] = _stage_record(state, time.perf_counter() - t0)
+            histories["intermediate"] = state.history
+            main_only(rt, lambda: save_model(student, tokenizer, done))
+            if stages == "intermediate":
+                main_only(rt, lambda: save_model(student, tokenizer, out / "best"))
+
+    if stages in ("prediction", "both"):
+        stream, _ = _streams(cfg, tokenizer, train, [], cfg.prediction.batch_size)
+        if not cfg.weights.cosine and stream is not None:
+            cache = find_cache(stream.source, teacher_fingerprint(teacher_dir, cfg.seq_len))
+            if cache is not None:
+                log.info("prediction stage: teacher logits from %s", cache.directory)
+                stream = stream.with_logits(cache)
+        targets = TeacherTargets(
+            teacher, hidden=[n] if cfg.weights.cosine else None, autocast=rt.autocast
+        )
+        objective = PredictionObjective(student, cfg.weights, cfg.temperature, spec.is_regression)
+        t0 = time.perf_counter()
+        trainer = StageTrainer(
+            "prediction",
+            cfg,
+            objective,
+            student,
+            tokenizer,
+            stream,
+            rt,
+            out,
+            teacher=targets,
+            dev=dev,
+        )
+        state = trainer.train(resume)
+        records["prediction"] = _stage_record(state, time.perf_counter() - t0)
+        records["prediction"]["teacher_forwards"] = targets.forwards
+        histories["prediction"] = state.history
+        if not dev:
+            main_only(rt, lambda: save_model(student, tokenizer, out / "best"))
+
+    def finish() -> dict[str, Any]:
+        best = type(student).from_pretrained(out / "best").to(rt.device)
+        speed = {}
+        if dev:
+            sample = next(iter(next(iter(dev.values())).epoch(0)))
+            t_teacher = time_forward(teacher, sample, rt.device)
+            t_student = time_forward(best, sample, rt.device)
+            speed = {
+                "batch_size": len(sample),
+                "teacher_seconds": t_teacher,
+                "student_seconds": t_student,
+                "speedup": t_teacher / t_student,
+            }
+        metrics = {
+            "task": spec.name,
+            "teacher": teacher_dir,
+            "student": student_spec,
+            "layer_map": g,
+            "device": str(rt.device),
+            "world_size": rt.world,
+            "teacher_dev": teacher_dev,
+            "student_dev": evaluate(best, dev, spec, rt.device, rt.autocast) if dev else {},
+            "parameters": {"teacher": count_parameters(teacher), "student": count_parameters(best)},
+            "inference": speed,
+            "stages": records,
+        }
+        write_metrics(out, metrics)
+        plot_curves(out / "curves.png", histories, spec.primary)
+        return metrics
+
+    return main_only(rt, finish)
+
+
+def cache_teacher_logits(
+    cfg: DistillConfig, shards: str, teacher_dir: str, batch_size: int
+) -> Path:
+    """`kdaug teacher-logits`: store the teacher's logits for every shard row."""
+    rt = setup_runtime(cfg.device, cfg.precision)
+    teacher_dir = trained_dir(teacher_dir)
+    teacher, tokenizer = load_teacher(teacher_dir, cfg.spec)
+    teacher.to(rt.device)
+    stream = BatchStream(
+        ExampleSource(shards, cfg.spec), tokenizer, cfg.seq_len, batch_size, shuffle=False
+    )
+    fp = teacher_fingerprint(teacher_dir, cfg.seq_len)
+    return write_cache(teacher, stream, fp, rt.device, rt.autocast)
+
+
+def evaluate_model(cfg: DistillConfig, model: str, evals: list[str]) -> dict[str, Any]:
+    """`kdaug evaluate`: the task's metrics of a saved model on dev files."""
+    rt = setup_runtime(cfg.device, cfg.precision)
+    net, tokenizer = load_teacher(trained_dir(model), cfg.spec)
+    net.to(rt.device)
+    _, dev = _streams(cfg, tokenizer, None, evals, 1)
+    with torch.inference_mode():
+        return evaluate(net, dev, cfg.spec, rt.device, rt.autocast)

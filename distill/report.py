@@ -1,0 +1,45 @@
+"""Run outputs: metrics.json and the training curves PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def write_metrics(out_dir: Path, metrics: dict[str, Any]) -> Path:
+    path = out_dir / "metrics.json"
+    path.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    return path
+
+
+def plot_curves(path: Path, histories: dict[str, list[dict[str, Any]]], primary: str) -> Path:
+    """One row per stage: training loss by step (left) and the dev metric (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = [s for s, h in histories.items() if h]
+    fig, axes = plt.subplots(
+        max(1, len(stages)), 2, figsize=(10, 3.2 * max(1, len(stages))), squeeze=False
+    )
+    for row, stage in zip(axes, stages, strict=False):
+        train = [h for h in histories[stage] if "loss" in h]
+        dev = [h for h in histories[stage] if "dev" in h]
+        row[0].plot([h["step"] for h in train], [h["loss"] for h in train], lw=1)
+        row[0].set(title=f"{stage}: training loss", xlabel="step", ylabel="loss")
+        if dev:
+            for name in dev[0]["dev"]:
+                row[1].plot(
+                    [h["step"] for h in dev],
+                    [h["dev"][name][primary] for h in dev],
+                    marker="o",
+                    label=name,
+                )
+            row[1].legend()
+        row[1].set(title=f"{stage}: dev {primary}", xlabel="step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

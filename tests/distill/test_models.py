@@ -1,0 +1,85 @@
+"""Layer map, student specs, projections and the rebuilt pre-softmax attention scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from distill.models import (
+    AttentionScores,
+    ModelError,
+    Projections,
+    build_student,
+    layer_map,
+    load_teacher,
+)
+from distill.tasks import get_task
+
+
+def test_layer_map_modes() -> None:
+    assert layer_map(4, 12, "uniform") == [3, 6, 9, 12]  # TinyBERT4 from BERT-base
+    assert layer_map(6, 12, "uniform") == [2, 4, 6, 8, 10, 12]
+    assert layer_map(3, 6, "uniform") == [2, 4, 6]
+    assert layer_map(2, 6, "top") == [5, 6]
+    assert layer_map(2, 6, "bottom") == [1, 2]
+    assert layer_map(2, 6, [1, 6]) == [1, 6]
+    with pytest.raises(ModelError):
+        layer_map(2, 6, [1, 7])
+    with pytest.raises(ModelError):
+        layer_map(2, 6, [1])
+    with pytest.raises(ModelError):
+        layer_map(8, 6, "uniform")
+
+
+def test_teacher_layers_student_copies_every_kth_layer(tiny_teacher: Path) -> None:
+    teacher, tok = load_teacher(str(tiny_teacher), get_task("mrpc"))
+    student = build_student("teacher-layers:2", teacher, tok, get_task("mrpc"))
+    assert student.config.num_hidden_layers == 2
+    t_layers, s_layers = teacher.bert.encoder.layer, student.bert.encoder.layer
+    for m, t in ((0, 1), (1, 3)):  # student layer m starts as teacher layer (m + 1) * 2 - 1
+        for ps, pt in zip(s_layers[m].parameters(), t_layers[t].parameters(), strict=True):
+            assert torch.equal(ps, pt)
+    assert torch.equal(student.classifier.weight, teacher.classifier.weight)
+    assert all(p.requires_grad for p in student.parameters())
+    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+    with pytest.raises(ModelError):
+        build_student("teacher-layers:9", teacher, tok, get_task("mrpc"))
+
+
+def test_preset_student_shape(tiny_teacher: Path) -> None:
+    teacher, tok = load_teacher(str(tiny_teacher), get_task("mrpc"))
+    student = build_student("tinybert4", teacher, tok, get_task("mrpc"))
+    cfg = student.config
+    assert (cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size) == (4, 312, 1200)
+    assert cfg.num_attention_heads == 12 and cfg.vocab_size == teacher.config.vocab_size
+
+
+def test_teacher_with_wrong_head_is_refused(tiny_teacher: Path) -> None:
+    with pytest.raises(ModelError, match="finetune-teacher"):
+        load_teacher(str(tiny_teacher), get_task("mnli"))
+
+
+def test_projections_start_as_identity_for_equal_widths() -> None:
+    p = Projections(8, 8)
+    x = torch.randn(2, 3, 8)
+    assert torch.equal(p.w_h(x), x) and torch.equal(p.w_e(x), x)
+    assert Projections(4, 8).w_h(torch.randn(1, 4)).shape == (1, 8)
+
+
+def test_scores_match_eager_attention_probabilities(tiny_teacher: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_teacher, attn_implementation="eager"
+    ).eval()
+    capture = AttentionScores(model, [0, 3])
+    ids = torch.tensor([[101, 1996, 4937, 102], [101, 4937, 102, 0]])
+    mask = (ids != 0).long()
+    out = model(input_ids=ids, attention_mask=mask, output_attentions=True)
+    for i in (0, 3):
+        scores = capture.scores(i)
+        probs = torch.softmax(scores.masked_fill(mask[:, None, None, :] == 0, -1e9), -1)
+        assert torch.allclose(probs, out.attentions[i], atol=1e-5)
+    capture.remove()
