@@ -80,11 +80,14 @@ class MLMAdapter:
     def load_model(self) -> None:
         import torch
         from transformers import AutoModelForMaskedLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         s = self.s
         if s.threads:
             torch.set_num_threads(s.threads)
         self.device = resolve_device(s.device)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # the missing-head report is replaced by one line below
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.base_path)
             model, info = AutoModelForMaskedLM.from_pretrained(
@@ -93,6 +96,8 @@ class MLMAdapter:
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ResolveError(f"cannot load {s.base!r} as a masked-LM: {first}") from None
+        finally:
+            hf_logging.set_verbosity(verbosity)
         self.head_created = bool(info.get("missing_keys"))
         if self.head_created:
             log.info("no MLM head in %s: created one, tied to the input embeddings", s.base)
@@ -173,7 +178,8 @@ class MLMAdapter:
         # Constant after warm-up: a time budget fixes no step count, and a resumed run with a
         # larger budget continues on the same schedule.
         self.scheduler = get_constant_schedule_with_warmup(self.optimizer, s.warmup_steps)
-        st = {"step": 0, "epoch": 0, "pos": 0, "seconds": 0.0, "losses": []}
+        st = {"step": 0, "epoch": 0, "pos": 0, "seconds": 0.0, "cpu_seconds": 0.0, "losses": []}
+        torch.manual_seed(s.seed)  # dropout; a resumed run restores the saved state instead
         self._maybe_resume(st)
         if self.before is None:
             self.before = self._evaluate()
@@ -182,6 +188,7 @@ class MLMAdapter:
         order, drop = self._epoch_plan(st["epoch"])
         bar = tqdm(total=s.steps, initial=st["step"], desc="adapt-mlm", unit="step")
         start, ema = time.monotonic() - st["seconds"], None
+        cpu_start = time.process_time() - st["cpu_seconds"]
         while not self._budget_spent(st):
             if st["pos"] >= len(order):
                 st["epoch"], st["pos"] = st["epoch"] + 1, 0
@@ -202,6 +209,7 @@ class MLMAdapter:
             self.optimizer.zero_grad(set_to_none=True)
             st["step"] += 1
             st["seconds"] = time.monotonic() - start
+            st["cpu_seconds"] = time.process_time() - cpu_start
             value = loss.item()
             st["losses"].append(round(value, 4))
             ema = value if ema is None else 0.9 * ema + 0.1 * value
@@ -288,6 +296,7 @@ class MLMAdapter:
             "steps": st["step"],
             "epochs": round(st["step"] * s.batch_size / max(1, len(self.train_set)), 3),
             "train_seconds": round(st["seconds"], 1),
+            "train_cpu_seconds": round(st["cpu_seconds"], 1),
             "final_loss": round(sum(tail) / len(tail), 4) if tail else None,
             "loss_curve": st["losses"][:: max(1, len(st["losses"]) // 50)],
             "budget": {"minutes": s.minutes, "steps": s.steps},

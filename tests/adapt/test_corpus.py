@@ -1,0 +1,103 @@
+"""Corpus reading: every format, GLUE tsv quirks, and one-line errors for unusable input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from augment.adapt.corpus import CorpusError, read_corpus
+from augment.adapt.default import default_corpus_path
+from augment.errors import KdaugError
+
+
+def test_text_file_drops_blank_lines(tmp_path):
+    f = tmp_path / "c.txt"
+    f.write_text("first line .\n\n  second line  \n", encoding="utf-8")
+    corpus = read_corpus([f])
+    assert corpus.texts == ["first line .", "second line"]
+    assert corpus.labels is None
+
+
+def test_glue_tsv_with_bom_and_bare_quotes(tmp_path):
+    f = tmp_path / "train.tsv"
+    f.write_bytes('\ufeffsentence\tlabel\nit \'s a "gem" .\t1\nflat , dull\t0\n'.encode())
+    corpus = read_corpus([f], label_column="label")
+    assert corpus.texts == ['it \'s a "gem" .', "flat , dull"]
+    assert corpus.labels == ["1", "0"]
+    assert corpus.label_set() == ["0", "1"]
+
+
+def test_jsonl_parquet_csv_and_gz_concatenate(tmp_path):
+    j = tmp_path / "a.jsonl"
+    j.write_text(json.dumps({"text": "from json", "y": 1}) + "\n", encoding="utf-8")
+    p = tmp_path / "b.parquet"
+    pq.write_table(pa.table({"text": ["from parquet"], "y": [0]}), p)
+    c = tmp_path / "c.csv"
+    c.write_text('text,y\n"with, comma",1\n', encoding="utf-8")
+    corpus = read_corpus([j, p, c], text_column="text", label_column="y")
+    assert corpus.texts == ["from json", "from parquet", "with, comma"]
+    assert corpus.labels == ["1", "0", "1"]
+    g = tmp_path / "d.txt.gz"
+    with gzip.open(g, "wt", encoding="utf-8") as fh:
+        fh.write("zipped sentence\n")
+    assert read_corpus([g]).texts == ["zipped sentence"]
+
+
+def test_fingerprint_follows_content(tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("one\ntwo\n")
+    b.write_text("one\ntwo\n")
+    assert read_corpus([a]).fingerprint() == read_corpus([b]).fingerprint()
+    b.write_text("one\nthree\n")
+    assert read_corpus([a]).fingerprint() != read_corpus([b]).fingerprint()
+
+
+def test_split_is_seeded_and_disjoint(tmp_path):
+    f = tmp_path / "c.txt"
+    f.write_text("\n".join(f"sentence {i}" for i in range(100)))
+    corpus = read_corpus([f])
+    train, held = corpus.split(0.15, seed=3)
+    assert len(held) == 15 and len(train) == 85
+    assert not set(train.texts) & set(held.texts)
+    assert corpus.split(0.15, seed=3)[1].texts == held.texts
+
+
+@pytest.mark.parametrize(
+    ("content", "kwargs", "message"),
+    [
+        (None, {}, "corpus file not found"),
+        ("sentence\tlabel\nx\t1\n", {"text_column": "text"}, "no column 'text'"),
+        ("sentence\tlabel\nx\t1\n", {"label_column": "y"}, "no column 'y'"),
+        ("sentence\tlabel\n\t1\n  \t0\n", {}, "the corpus is empty"),
+        ("sentence\tlabel\na\t1\nb\t1\n", {"label_column": "label"}, "single class"),
+        ("sentence\tlabel\na\t1\nb\t\n", {"label_column": "label"}, "no value in label column"),
+    ],
+)
+def test_bad_corpus_is_a_one_line_error(tmp_path, content, kwargs, message):
+    f = tmp_path / "c.tsv"
+    if content is not None:
+        f.write_text(content, encoding="utf-8")
+    with pytest.raises(CorpusError, match=message) as err:
+        read_corpus([f], **kwargs)
+    assert isinstance(err.value, KdaugError) and "\n" not in str(err.value)
+
+
+def test_unknown_format_and_plain_text_with_labels(tmp_path):
+    f = tmp_path / "c.xml"
+    f.write_text("<x/>")
+    with pytest.raises(CorpusError, match="unknown corpus format"):
+        read_corpus([f])
+    t = tmp_path / "c.txt"
+    t.write_text("a\n")
+    with pytest.raises(CorpusError, match="no label column"):
+        read_corpus([t], label_column="label")
+
+
+def test_packaged_default_corpus_is_readable():
+    corpus = read_corpus([default_corpus_path()])
+    assert len(corpus) > 10_000
+    assert all(t[0].isupper() and t[-1] in ".!?" for t in corpus.texts[:200])

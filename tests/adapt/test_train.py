@@ -1,0 +1,128 @@
+"""End-to-end adaptation on a tiny random model: head creation, records, resume, conditioning."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
+
+from augment.adapt import load_conditioning, token_type_for
+from augment.adapt.settings import AdaptSettings, SettingsError
+from augment.adapt.train import CHECKPOINT, MLMAdapter
+from augment.cli import main
+
+WORDS = [
+    "the",
+    "a",
+    "film",
+    "movie",
+    "story",
+    "plot",
+    "actor",
+    "scene",
+    "was",
+    "is",
+    "very",
+    "quite",
+]
+
+
+@pytest.fixture(scope="module")
+def text_corpus(tmp_path_factory):
+    f = tmp_path_factory.mktemp("corpus") / "c.txt"
+    rng = torch.Generator().manual_seed(0)
+    lines = [
+        " ".join(WORDS[i] for i in torch.randint(len(WORDS), (8,), generator=rng).tolist())
+        for _ in range(60)
+    ]
+    f.write_text("\n".join(lines) + "\n")
+    return f
+
+
+def settings(base, corpus, out, **kw) -> AdaptSettings:
+    values = {"steps": 4, "batch_size": 8, "max_length": 16, "checkpoint_every": 2, "device": "cpu"}
+    return AdaptSettings(base=str(base), corpus=[corpus], output=out, **{**values, **kw})
+
+
+def test_end_to_end_writes_model_and_record(tiny_mlm_dir, text_corpus, tmp_path):
+    out = tmp_path / "m"
+    record = MLMAdapter(settings(tiny_mlm_dir, text_corpus, out)).run()
+    assert (out / "config.json").is_file() and (out / "tokenizer.json").is_file()
+    saved = json.loads((out / "kdaug_mlm.json").read_text())
+    assert saved["steps"] == 4 == record["steps"]
+    assert saved["label_conditional"] is False and saved["labels"] is None
+    assert saved["conditioning"] is None and saved["head_created"] is False
+    for part in ("before", "after"):
+        assert set(saved["eval"][part]) >= {"top1", "top10", "masked_tokens"}
+        assert saved["eval"][part]["masked_tokens"] > 0
+    assert saved["final_loss"] > 0 and saved["corpus_fingerprint"] and saved["inputs_fingerprint"]
+    # Same inputs again: nothing is retrained.
+    again = MLMAdapter(settings(tiny_mlm_dir, text_corpus, out)).run()
+    assert again["cached"] is True
+
+
+def test_missing_head_is_created_and_tied(tiny_mlm_dir, text_corpus, tmp_path):
+    base = tmp_path / "encoder"
+    cfg = BertConfig.from_pretrained(tiny_mlm_dir)
+    BertModel(cfg).save_pretrained(base)
+    AutoTokenizer.from_pretrained(tiny_mlm_dir).save_pretrained(base)
+    out = tmp_path / "m"
+    record = MLMAdapter(settings(base, text_corpus, out, steps=2)).run()
+    assert record["head_created"] is True
+    model = BertForMaskedLM.from_pretrained(out)
+    decoder = model.cls.predictions.decoder.weight
+    assert decoder.data_ptr() == model.bert.embeddings.word_embeddings.weight.data_ptr()
+    assert model.config.tie_word_embeddings is True
+
+
+def test_resume_continues_exactly(tiny_mlm_dir, text_corpus, tmp_path):
+    straight = tmp_path / "straight"
+    MLMAdapter(settings(tiny_mlm_dir, text_corpus, straight, steps=6)).run()
+    split = tmp_path / "split"
+    MLMAdapter(settings(tiny_mlm_dir, text_corpus, split, steps=3)).run()
+    state = torch.load(split / CHECKPOINT, weights_only=False)
+    assert state["progress"]["step"] == 3
+    record = MLMAdapter(settings(tiny_mlm_dir, text_corpus, split, steps=6)).run()
+    assert record["steps"] == 6
+    a = BertForMaskedLM.from_pretrained(straight).state_dict()
+    b = BertForMaskedLM.from_pretrained(split).state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_label_conditional_model_changes_candidates(tiny_mlm_dir, tmp_path):
+    corpus = tmp_path / "c.tsv"
+    rows = ["the movie was great .\tpos", "the movie was awful .\tneg"] * 40
+    corpus.write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "m"
+    MLMAdapter(
+        settings(tiny_mlm_dir, corpus, out, steps=80, lr=1e-2, label_column="label",
+                 mlm_probability=0.5, label_dropout=0.0, batch_size=16, warmup_steps=0)
+    ).run()  # fmt: skip
+    labels, method = load_conditioning(out)
+    assert labels == ["neg", "pos"] and method == "token_type"
+    tok = AutoTokenizer.from_pretrained(out)
+    model = BertForMaskedLM.from_pretrained(out).eval()
+    assert model.config.type_vocab_size == 3
+    enc = tok("the movie was [MASK] .", return_tensors="pt")
+    at = enc["input_ids"][0].tolist().index(tok.mask_token_id)
+    best = {}
+    for label in labels:
+        types = torch.full_like(enc["input_ids"], token_type_for(label, labels))
+        with torch.no_grad():
+            logits = model(**{**enc, "token_type_ids": types}).logits[0, at]
+        best[label] = tok.convert_ids_to_tokens(int(logits.argmax()))
+    assert best == {"neg": "awful", "pos": "great"}
+
+
+def test_cli_bad_corpus_is_one_line(tmp_path, capsys, tiny_mlm_dir):
+    rc = main(["adapt-mlm", "--base", str(tiny_mlm_dir), "--corpus", str(tmp_path / "nope.txt"),
+               "-o", str(tmp_path / "m"), "--steps", "1"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("kdaug: error: corpus file not found") and "\n" not in err
+
+
+def test_budget_is_required(tiny_mlm_dir, text_corpus, tmp_path):
+    with pytest.raises(SettingsError, match="budget"):
+        MLMAdapter(settings(tiny_mlm_dir, text_corpus, tmp_path, steps=None))
