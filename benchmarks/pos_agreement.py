@@ -60,7 +60,7 @@ def main() -> None:
 
     import torch
 
-    from augment import Augmenter, AugmentConfig, Record
+    from augment import AugmentConfig, Augmenter, Record
 
     sentences = read_sentences(Path(args.data), args.limit)
     records = [Record(str(i), s) for i, s in enumerate(sentences)]
