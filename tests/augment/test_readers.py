@@ -67,6 +67,7 @@ def test_parquet_and_unknown_inputs(tmp_path):
     assert rows[0] == Record("0", "a b", None, "1") and isinstance(rows[1], Reject)
     with pytest.raises(InputError, match="not found"):
         list(read_records(tmp_path / "missing.tsv", columns_for("sst2")))
+    (tmp_path / "x.parquet.bak").write_bytes(f.read_bytes())
     with pytest.raises(InputError, match="format"):
         list(read_records(tmp_path / "x.parquet.bak", columns_for("sst2")))
     with pytest.raises(InputError, match="preset"):
