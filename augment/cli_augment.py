@@ -55,17 +55,39 @@ def register(sub) -> None:
     add_config_flags(p)
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("augment", help="augment a csv/tsv/jsonl/parquet file into Parquet")
-    p.add_argument("input")
+    p = sub.add_parser(
+        "augment",
+        help="augment a corpus into sharded Parquet (resumable, parallel)",
+        description="Augment csv/tsv/jsonl/parquet or a Hugging Face dataset into OUTDIR/data/"
+        "part-NNNNN.parquet with manifest.json, stats.json and rejects/. Re-running the same "
+        "command resumes: finished shards are verified and skipped.",
+    )
+    p.add_argument("input", help="file, saved Hugging Face dataset directory, or hub NAME[:CONFIG]")
     p.add_argument("-o", "--output", required=True, help="output directory")
-    p.add_argument("--format", choices=["csv", "tsv", "jsonl", "parquet"], default=None)
+    p.add_argument("--format", choices=["csv", "tsv", "jsonl", "parquet", "hf"], default=None)
+    p.add_argument("--split", default="train", help="split of a Hugging Face dataset")
     p.add_argument("--task", default=None, help="GLUE column preset (sst2, mrpc, mnli, ...)")
     p.add_argument("--text-column", default=None)
     p.add_argument("--text-b-column", default=None)
     p.add_argument("--label-column", default=None)
     p.add_argument("--id-column", default=None)
     p.add_argument("--no-original", action="store_true", help="do not emit originals (variant 0)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument(
+        "--shard-size", type=int, default=10_000, help="input rows per shard (default 10000)"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="parallel workers (default: one per visible GPU, else 1; Ray: GPUs or CPUs)",
+    )
+    p.add_argument("--executor", choices=["local", "ray"], default="local")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start locally)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="discard existing output (needed when the config or input changed)",
+    )
     add_config_flags(p)
     p.set_defaults(func=cmd_augment)
 
@@ -103,7 +125,28 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_augment(args: argparse.Namespace) -> int:
-    from augment.run import run_augment
+    from pathlib import Path
+
+    from augment.builder import BuildSpec, build
+    from augment.io.readers import columns_for
 
     cfg = config_from_args(args, include_original=False if args.no_original else None)
-    return run_augment(args, cfg)
+    cols = columns_for(
+        args.task, args.text_column, args.text_b_column, args.label_column, args.id_column
+    )
+    spec = BuildSpec(
+        input=args.input,
+        output=Path(args.output),
+        config=cfg,
+        columns=cols,
+        fmt=args.format,
+        split=args.split,
+        task=args.task,
+        shard_size=args.shard_size,
+        workers=args.workers,
+        executor=args.executor,
+        address=args.address,
+        overwrite=args.overwrite,
+    )
+    build(spec)
+    return 0

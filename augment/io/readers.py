@@ -1,4 +1,5 @@
-"""Stream records from csv / tsv / jsonl / parquet files, with column mapping and GLUE presets.
+"""Stream records from csv / tsv / jsonl / parquet files or Hugging Face datasets, with column
+mapping and GLUE presets.
 
 Every data row becomes either a Record or a Reject (with its reason): nothing is dropped silently.
 """
@@ -6,6 +7,7 @@ Every data row becomes either a Record or a Reject (with its reason): nothing is
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import sys
 from collections.abc import Iterator
@@ -16,7 +18,9 @@ from typing import Any
 from augment.errors import InputError
 from augment.records import Record, Reject
 
-FORMATS = ("csv", "tsv", "jsonl", "parquet")
+FORMATS = ("csv", "tsv", "jsonl", "parquet", "hf")
+# Files that mark a directory written by `datasets` (save_to_disk).
+HF_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,10 @@ def _maybe_index(name: str, header: bool) -> str | int:
 
 
 def detect_format(path: Path) -> str:
+    if path.is_dir():
+        if any((path / m).is_file() for m in HF_MARKERS):
+            return "hf"
+        raise InputError(f"{path} is a directory but not a saved Hugging Face dataset")
     name = path.name.lower()
     for suffix, fmt in (
         (".tsv", "tsv"),
@@ -83,18 +91,31 @@ def detect_format(path: Path) -> str:
     raise InputError(f"cannot tell the format of {path}: use --format {{{','.join(FORMATS)}}}")
 
 
+def resolve_format(path: str | Path, fmt: str | None = None) -> str:
+    """The input's format: as given, else from the name; a missing path must be a hub dataset."""
+    path = Path(path)
+    if fmt not in (None, *FORMATS):
+        raise InputError(f"unknown input format {fmt!r}; choose from {list(FORMATS)}")
+    if not path.exists() and fmt != "hf":
+        raise InputError(f"input not found: {path} (for a hub dataset pass --format hf)")
+    return fmt or detect_format(path)
+
+
 def read_records(
-    path: str | Path, columns: Columns, fmt: str | None = None, start: int = 0
+    path: str | Path,
+    columns: Columns,
+    fmt: str | None = None,
+    start: int = 0,
+    split: str = "train",
 ) -> Iterator[Record | Reject]:
     """Records (or Rejects) from `path`, in file order, starting at data row `start`."""
+    fmt = resolve_format(path, fmt)
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"input not found: {path}")
-    fmt = fmt or detect_format(path)
-    if fmt not in FORMATS:
-        raise InputError(f"unknown input format {fmt!r}; choose from {list(FORMATS)}")
-    rows = {"csv": _csv_rows, "tsv": _csv_rows, "jsonl": _jsonl_rows, "parquet": _parquet_rows}
-    source = rows[fmt](path, columns, fmt)
+    if fmt == "hf":
+        source = _hf_rows(open_hf_dataset(str(path), split), columns, path)
+    else:
+        rows = {"csv": _csv_rows, "tsv": _csv_rows, "jsonl": _jsonl_rows, "parquet": _parquet_rows}
+        source = rows[fmt](path, columns, fmt)
     for n, raw in enumerate(source):
         if n < start:
             continue
@@ -213,3 +234,66 @@ def _parquet_rows(path: Path, cols: Columns, fmt: str) -> Iterator[dict | Reject
     wanted = [c for c in (cols.text_a, cols.text_b, cols.label, cols.id) if c is not None]
     for batch in pf.iter_batches(batch_size=4096, columns=list(dict.fromkeys(wanted))):
         yield from batch.to_pylist()
+
+
+def open_hf_dataset(name: str, split: str = "train"):
+    """A `datasets.Dataset`: saved to disk (a directory) or, where a hub is reachable, a hub name
+    written `NAME` or `NAME:CONFIG` (downloaded to the datasets cache, memory-mapped)."""
+    import datasets
+
+    path = Path(name)
+    try:
+        if path.is_dir():
+            ds = datasets.load_from_disk(str(path))
+        else:
+            repo, _, config = name.partition(":")
+            ds = datasets.load_dataset(repo, config or None, split=split)
+    except Exception as exc:  # datasets raises many types (missing files, hub errors)
+        raise InputError(f"cannot open Hugging Face dataset {name!r}: {exc}") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise InputError(f"{name}: no split {split!r}; it has {sorted(ds)} (use --split)")
+        ds = ds[split]
+    return ds
+
+
+def _hf_rows(ds, cols: Columns, path: Path) -> Iterator[dict]:
+    _need(cols, list(ds.column_names), path)
+    wanted = list(
+        dict.fromkeys(c for c in (cols.text_a, cols.text_b, cols.label, cols.id) if c is not None)
+    )
+    for table in ds.select_columns(wanted).with_format("arrow").iter(batch_size=4096):
+        yield from table.to_pylist()
+
+
+def describe_input(
+    path: str | Path, fmt: str, split: str = "train", header: bool = True
+) -> dict[str, Any]:
+    """Content fingerprint and size of the input: sha256 of every byte (streamed; about 1 s per
+    GB, small next to augmenting that GB) and an estimate of its data rows for progress bars."""
+    path = Path(path)
+    if fmt == "hf" and not path.exists():
+        ds = open_hf_dataset(str(path), split)
+        return {"sha256": None, "hub_fingerprint": ds._fingerprint, "rows_estimate": len(ds)}
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    size = newlines = 0
+    last = b"\n"
+    for f in files:
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+                newlines += chunk.count(b"\n")
+                last = chunk[-1:]
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(path).metadata.num_rows
+    elif fmt == "hf":
+        rows = len(open_hf_dataset(str(path), split))
+    else:  # one row a line (csv fields spanning lines make this an over-estimate)
+        rows = newlines + (last != b"\n") - (header and fmt in ("csv", "tsv"))
+    return {"sha256": digest.hexdigest(), "bytes": size, "rows_estimate": max(rows, 0)}

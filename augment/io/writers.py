@@ -1,13 +1,16 @@
-"""Write variants to Parquet (atomically: a temporary name, renamed when complete) and rejects
-to JSON lines."""
+"""Write variants to Parquet (atomically: a temporary name, renamed when complete), rejects to
+JSON lines, and exports to TSV files that the TinyBERT scripts read."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -57,14 +60,43 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def temp_path(path: Path) -> Path:
+    """A temporary name next to `path`, unique per process, so that two writers never share one."""
+    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """fsync `tmp`, rename it to `path` and fsync the directory: `path` is then complete."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Replace `path` by the JSON of `obj`; readers see the old file or the new, never a mix."""
+    path = Path(path)
+    tmp = temp_path(path)
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    publish(tmp, path)
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class ShardWriter:
     """Parquet writer that appends row groups to `path.tmp` and renames it to `path` on close,
     after an fsync, so a file under its final name is always complete and durable."""
 
     def __init__(self, path: str | Path, row_group_rows: int = 8192) -> None:
         self.path = Path(path)
-        self.tmp = self.path.with_name(self.path.name + ".tmp")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = temp_path(self.path)
         self._writer = pq.ParquetWriter(self.tmp, VARIANT_SCHEMA, compression="zstd")
         self._pending: list[Variant] = []
         self.row_group_rows = row_group_rows
@@ -84,10 +116,7 @@ class ShardWriter:
     def close(self) -> Path:
         self._flush()
         self._writer.close()
-        with open(self.tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(self.tmp, self.path)
-        _fsync_dir(self.path.parent)
+        publish(self.tmp, self.path)
         return self.path
 
     def abort(self) -> None:
@@ -99,13 +128,119 @@ def write_rejects(path: str | Path, rejects: Iterable[Reject]) -> int:
     """Rejected rows with their reasons, one JSON object a line (atomic, like the shards)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temp_path(path)
     n = 0
     with open(tmp, "w", encoding="utf-8") as f:
         for r in rejects:
             f.write(json.dumps(r.to_row(), ensure_ascii=False) + "\n")
             n += 1
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    publish(tmp, path)
     return n
+
+
+# GLUE tsv layouts, as the TinyBERT task processors index them: (header or None, column keys);
+# keys are a / b (texts), label, id (record id), index (running row number) or "" (empty).
+_PAIR4 = (["index", "sentence1", "sentence2", "label"], ["index", "a", "b", "label"])
+GLUE_LAYOUTS: dict[str, tuple[list[str] | None, list[str]]] = {
+    "cola": (None, ["id", "label", "", "a"]),
+    "sst2": (["sentence", "label"], ["a", "label"]),
+    "mrpc": (
+        ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
+        ["label", "id", "id", "a", "b"],
+    ),
+    "stsb": (
+        [
+            "index",
+            "genre",
+            "filename",
+            "year",
+            "old_index",
+            "source1",
+            "source2",
+            "sentence1",
+            "sentence2",
+            "score",
+        ],
+        ["index", "", "", "", "", "", "", "a", "b", "label"],
+    ),
+    "qqp": (
+        ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"],
+        ["id", "", "", "a", "b", "label"],
+    ),
+    "mnli": (
+        [
+            "index",
+            "promptID",
+            "pairID",
+            "genre",
+            "sentence1_binary_parse",
+            "sentence2_binary_parse",
+            "sentence1_parse",
+            "sentence2_parse",
+            "sentence1",
+            "sentence2",
+            "label1",
+            "gold_label",
+        ],
+        ["index", "", "id", "", "", "", "", "", "a", "b", "label", "label"],
+    ),
+    "qnli": (["index", "question", "sentence", "label"], ["index", "a", "b", "label"]),
+    "rte": _PAIR4,
+    "wnli": _PAIR4,
+}
+_UNSAFE = re.compile(r"[\t\r\n]+")
+
+
+def tsv_layout(task: str | None, pair: bool) -> tuple[list[str] | None, list[str]]:
+    """The GLUE layout of `task`, else a generic one with a header."""
+    if task:
+        key = task.lower().replace("-", "")
+        if key not in GLUE_LAYOUTS:
+            raise ValueError(f"no TSV layout for task {task!r}; choose from {sorted(GLUE_LAYOUTS)}")
+        return GLUE_LAYOUTS[key]
+    keys = ["id", "variant", "a", "b", "label"] if pair else ["id", "variant", "a", "label"]
+    names = {"a": "text_a", "b": "text_b"}
+    return [names.get(k, k) for k in keys], keys
+
+
+class TsvExportWriter:
+    """Unquoted TSV (GLUE's convention): every character is written as it is, so readers with
+    `quoting=csv.QUOTE_NONE` (or TinyBERT's `quotechar=None`) get the exact text back. Tabs and
+    line breaks cannot be represented and become one space; `changed_rows` counts such rows."""
+
+    def __init__(self, path: str | Path, task: str | None, pair: bool) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = temp_path(self.path)
+        self.header, self.keys = tsv_layout(task, pair)
+        self._f = open(self.tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed below)
+        if self.header:
+            self._f.write("\t".join(self.header) + "\n")
+        self.rows = self.changed_rows = 0
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Rows with the shard columns (id, variant, text_a, text_b, label)."""
+        for row in rows:
+            values = {
+                "a": row["text_a"],
+                "b": row["text_b"],
+                "label": row["label"],
+                "id": row["id"],
+                "variant": row["variant"],
+                "index": self.rows,
+                "": "",
+            }
+            fields = ["" if values[k] is None else str(values[k]) for k in self.keys]
+            clean = [_UNSAFE.sub(" ", f) for f in fields]
+            self.changed_rows += clean != fields
+            self._f.write("\t".join(clean) + "\n")
+            self.rows += 1
+
+    def close(self) -> Path:
+        self._f.close()
+        publish(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._f.close()
+        self.tmp.unlink(missing_ok=True)

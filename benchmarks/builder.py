@@ -1,0 +1,181 @@
+"""The sharded builder: throughput with 1 and 2 workers, peak memory versus corpus size, and the
+cost of re-running a finished build. Each measurement is one `kdaug augment` process.
+
+    python benchmarks/builder.py [--data SST-2/train.tsv] [--memory-rows 10000,100000]
+
+Inputs are synthesised by repeating the data's sentences under distinct ids. Prints a table
+(ratios are against the 1-worker run and the smallest corpus of the same run); --json writes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+COLUMNS = ["--text-column", "sentence", "--label-column", "label", "--id-column", "id"]
+# Throughput: the default augmentation without a masked LM (word vectors, 20 variants).
+THROUGHPUT = ["--mlm", "none", "--pos-filter", "lexicon"]
+# Memory: the cheapest settings, so that 100k rows finish in minutes; memory is what is measured.
+CHEAP = ["--mlm", "none", "--n", "1", "--p", "0.1", "--pos-filter", "none"]
+
+
+def sentences(path: Path | None) -> list[tuple[str, str]]:
+    if path is None or not path.is_file():
+        words = [
+            "the",
+            "a",
+            "film",
+            "story",
+            "actor",
+            "plot",
+            "scene",
+            "moving",
+            "dull",
+            "bright",
+            "quiet",
+            "long",
+        ]
+        return [(" ".join(words[(i + j) % 12] for j in range(9)), str(i % 2)) for i in range(500)]
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        rows = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        return [(r["sentence"], r["label"]) for r in rows]
+
+
+def write_input(path: Path, rows: int, pool: list[tuple[str, str]]) -> Path:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("id\tsentence\tlabel\n")
+        for i in range(rows):
+            text, label = pool[i % len(pool)]
+            f.write(f"r{i}\t{text}\t{label}\n")
+    return path
+
+
+def run(args: list[str]) -> dict[str, float]:
+    """Wall seconds and peak RSS (MiB, the largest process) of one `kdaug augment`."""
+    cmd = [sys.executable, "-m", "augment.cli", "augment", *args]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    out = proc.stdout.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{out}")
+    # wait4's ru_maxrss covers the process and the workers it reaped: the largest of them.
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"seconds": wall, "cpu_s": cpu, "rss_mib": usage.ru_maxrss / 1024, "log": out.strip()}
+
+
+def _burn(n: int) -> int:
+    x = 0
+    for i in range(n):
+        x += i * i
+    return x
+
+
+def cpu_scaling(n: int = 10_000_000) -> float:
+    """How much faster two processes of pure-Python work finish than one doing both: the
+    parallelism this machine offers right now (2.0 on two free cores)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    t0 = time.perf_counter()
+    _burn(n)
+    _burn(n)
+    serial = time.perf_counter() - t0
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_burn, [10, 10]))  # start the processes outside the timing
+        t0 = time.perf_counter()
+        list(pool.map(_burn, [n, n]))
+        return serial / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    assets = Path(os.environ.get("KDAUG_SHARED_ASSETS", "../shared/assets"))
+    ap.add_argument("--data", type=Path, default=assets / "glue" / "SST-2" / "train.tsv")
+    ap.add_argument("--throughput-rows", type=int, default=4000)
+    ap.add_argument("--memory-rows", default="10000,100000")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    pool = sentences(args.data)
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        n = args.throughput_rows
+        src = write_input(tmp / "tp.tsv", n, pool)
+        shard = ["--shard-size", str(max(1, n // 8))]
+        for workers in (1, 2):
+            r = run(
+                [
+                    str(src),
+                    "-o",
+                    str(tmp / f"w{workers}"),
+                    *COLUMNS,
+                    *THROUGHPUT,
+                    *shard,
+                    "--workers",
+                    str(workers),
+                ]
+            )
+            results.append(
+                {
+                    "what": f"throughput, {workers} worker(s), {n} rows",
+                    **r,
+                    "rows_per_s": n / r["seconds"],
+                }
+            )
+        r = run([str(src), "-o", str(tmp / "w1"), *COLUMNS, *THROUGHPUT, *shard])
+        results.append({"what": f"re-run of the finished {n}-row build", **r, "rows_per_s": None})
+        for rows in (int(x) for x in args.memory_rows.split(",")):
+            src = write_input(tmp / f"m{rows}.tsv", rows, pool)
+            r = run([str(src), "-o", str(tmp / f"m{rows}"), *COLUMNS, *CHEAP])
+            results.append(
+                {"what": f"memory, {rows} rows (1 worker)", **r, "rows_per_s": rows / r["seconds"]}
+            )
+        identical = all(
+            (tmp / "w1" / "data" / f.name).read_bytes() == f.read_bytes()
+            for f in (tmp / "w2" / "data").glob("*.parquet")
+        )
+    report(results, identical, cpu_scaling())
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def report(results: list[dict], identical: bool, scaling: float) -> None:
+    base_tp = results[0]["rows_per_s"]
+    base_build = results[0]["seconds"]
+    mem = [r for r in results if r["what"].startswith("memory")]
+    print(
+        f"# kdaug builder benchmark ({platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end)"
+    )
+    print(
+        "| measurement | wall s | CPU s | cores got | rows/s | ratio | peak RSS MiB | RSS ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        if r["what"].startswith("throughput"):
+            ratio = f"{r['rows_per_s'] / base_tp:.2f}x rows/s"
+        elif r["what"].startswith("re-run"):
+            ratio = f"{r['seconds'] / base_build:.3f}x of the build's time"
+        else:
+            ratio = ""
+        rss_ratio = f"{r['rss_mib'] / mem[0]['rss_mib']:.2f}x" if r in mem else ""
+        rps = f"{r['rows_per_s']:.1f}" if r["rows_per_s"] else "-"
+        print(
+            f"| {r['what']} | {r['seconds']:.1f} | {r['cpu_s']:.1f} | "
+            f"{r['cpu_s'] / r['seconds']:.2f} | {rps} | {ratio} | {r['rss_mib']:.0f} | {rss_ratio} |"
+        )
+    print(f"2-worker shards byte-identical to 1-worker shards: {identical}")
+    print(f"CPU scaling available (2 pure-Python processes vs 1, same run): {scaling:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
