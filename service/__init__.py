@@ -1,0 +1,1 @@
+"""kdaug's HTTP service: `service.app.create_app(settings)`, run by `kdaug serve`."""

@@ -1,0 +1,208 @@
+"""Load test of `kdaug serve` on loopback: micro-batching on vs off, in the same run.
+
+Starts two servers (batching on and off) with the same models, then for each concurrency level
+sends the same one-sentence requests to each (interleaved, so background load hits both alike)
+and prints throughput and p50 / p99 latency as a markdown table, with the on/off ratio.
+
+    python benchmarks/service_load.py --mlm PATH --requests 2000 --concurrency 1 16 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+REPO = Path(__file__).resolve().parents[1]
+FALLBACK_SENTENCES = [
+    "the film is a charming and often affecting journey",
+    "a gripping story told with real warmth and wit",
+    "the plot drags and the jokes fall flat",
+    "an ambitious but uneven drama about a small town",
+    "the actors give quiet, careful performances",
+    "it is a dull movie that never finds its voice",
+    "a funny and surprisingly tender look at family life",
+    "the music carries scenes that the script cannot",
+]
+
+
+def shared_assets() -> Path | None:
+    env = os.environ.get("KDAUG_SHARED_ASSETS")
+    path = Path(env) if env else REPO.parent / "shared" / "assets"
+    return path if path.is_dir() else None
+
+
+def load_sentences(path: Path | None) -> list[str]:
+    """One sentence per request: the SST-2 dev sentences when given, else a built-in few."""
+    if path is None or not path.is_file():
+        return FALLBACK_SENTENCES
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        rows = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        return [row["sentence"] for row in rows if row.get("sentence")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(args: argparse.Namespace, batching: bool) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "augment.cli", "serve", "--port", str(port), "--mlm", args.mlm]
+    cmd += ["--device", args.device, "--torch-threads", str(args.torch_threads)]
+    if not batching:
+        cmd.append("--no-micro-batching")
+    env = {**os.environ, "KDAUG_LOG_LEVEL": "warning", "KDAUG_QUEUE_MAX": "1024"}
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc, url
+        time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("server did not become ready in 300 s")
+
+
+def batch_stats(url: str) -> tuple[float, float]:
+    """(batches run, records in them) so far, from /metrics."""
+    values = {}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+        for s in family.samples:
+            values[s.name] = s.value
+    return values.get("kdaug_batches_total", 0.0), values.get("kdaug_batch_records_sum", 0.0)
+
+
+async def load(url: str, sentences: list[str], total: int, concurrency: int, n: int) -> dict:
+    """`total` requests from `concurrency` clients; per-request latency and status."""
+    latencies: list[float] = []
+    errors = 0
+    next_index = 0
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        nonlocal next_index, errors
+        while next_index < total:
+            i = next_index
+            next_index += 1
+            body = {"texts": [sentences[i % len(sentences)]], "n": n, "seed": i}
+            start = time.perf_counter()
+            r = await client.post("/augment", json=body)
+            latencies.append(time.perf_counter() - start)
+            errors += r.status_code != 200
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        start = time.perf_counter()
+        await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
+        wall = time.perf_counter() - start
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {
+        "requests": total,
+        "errors": errors,
+        "seconds": round(wall, 2),
+        "throughput_rps": round(total / wall, 2),
+        "p50_ms": round(q[49] * 1000, 1),
+        "p99_ms": round(q[98] * 1000, 1),
+    }
+
+
+def run_level(url: str, args, sentences: list[str], concurrency: int) -> dict:
+    before = batch_stats(url)
+    result = asyncio.run(load(url, sentences, args.requests, concurrency, args.n))
+    after = batch_stats(url)
+    batches = after[0] - before[0]
+    result["batches"] = int(batches)
+    result["records_per_batch"] = round((after[1] - before[1]) / batches, 2) if batches else 0.0
+    return result
+
+
+def table(results: list[dict]) -> str:
+    head = "| micro-batching | concurrency | requests | throughput (req/s) | p50 (ms) | p99 (ms) "
+    head += "| records / batch | errors |\n|---|---|---|---|---|---|---|---|\n"
+    rows = [
+        f"| {r['batching']} | {r['concurrency']} | {r['requests']} | {r['throughput_rps']} "
+        f"| {r['p50_ms']} | {r['p99_ms']} | {r['records_per_batch']} | {r['errors']} |"
+        for r in results
+    ]
+    return head + "\n".join(rows)
+
+
+def main() -> int:
+    assets = shared_assets()
+    default_mlm = str(assets / "mlm-minilm-adapted") if assets else "default"
+    default_data = assets / "glue" / "SST-2" / "dev.tsv" if assets else None
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--mlm", default=default_mlm, help="masked-LM path or name")
+    p.add_argument("--data", type=Path, default=default_data, help="SST-2 style tsv of sentences")
+    p.add_argument("--requests", type=int, default=2000, help="requests per level and mode")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    p.add_argument("--n", type=int, default=4, help="variants per request")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=REPO / "bench-out" / "service_load.json")
+    args = p.parse_args()
+
+    sentences = load_sentences(args.data)
+    servers = {"on": start_server(args, True), "off": start_server(args, False)}
+    results = []
+    try:
+        for concurrency in args.concurrency:
+            for mode, (_, url) in servers.items():
+                asyncio.run(load(url, sentences, 20, min(concurrency, 4), args.n))  # warm
+                r = run_level(url, args, sentences, concurrency)
+                results.append({"batching": mode, "concurrency": concurrency, **r})
+                print(f"batching {mode:3} concurrency {concurrency:3}: {r}", flush=True)
+    finally:
+        for proc, _ in servers.values():
+            proc.send_signal(signal.SIGINT)
+        for proc, _ in servers.values():
+            proc.wait(timeout=60)
+
+    by = {(r["batching"], r["concurrency"]): r for r in results}
+    ratios = {
+        c: round(by[("on", c)]["throughput_rps"] / by[("off", c)]["throughput_rps"], 2)
+        for c in args.concurrency
+    }
+    print()
+    print(table(results))
+    print()
+    for c, ratio in ratios.items():
+        print(f"throughput ratio, micro-batching on / off, concurrency {c}: {ratio}x")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "results": results,
+        "ratio_on_off": ratios,
+        "settings": {
+            "mlm": Path(args.mlm).name,
+            "n": args.n,
+            "device": args.device,
+            "torch_threads": args.torch_threads,
+            "sentences": len(sentences),
+        },
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }
+    args.out.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""`kdaug serve`: run the augmentation service with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from augment.errors import KdaugError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="run the HTTP augmentation service (POST /augment)",
+        description=(
+            "Serve POST /augment with micro-batching. Every setting can also come from the "
+            "environment with the prefix KDAUG_ (e.g. KDAUG_MLM, KDAUG_API_KEYS); flags win. "
+            "See docs/service.md."
+        ),
+    )
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--mlm", help="masked-LM name or path, 'default' or 'none' (KDAUG_MLM)")
+    p.add_argument("--vectors", help="word vectors, or 'none' (KDAUG_VECTORS)")
+    p.add_argument("--tagger", help="spaCy pipeline (KDAUG_TAGGER)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (KDAUG_DEVICE)")
+    p.add_argument("--config", type=Path, dest="augment_config", help="YAML of augment settings")
+    p.add_argument(
+        "--no-micro-batching",
+        dest="micro_batching",
+        action="store_const",
+        const=False,
+        help="one request per model batch (for comparison)",
+    )
+    p.add_argument("--torch-threads", type=int, help="intra-op threads of the model")
+    p.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON")
+    p.set_defaults(func=run)
+
+
+def load_settings(args: argparse.Namespace) -> Any:
+    """Environment settings, with the flags given on the command line on top."""
+    from pydantic import ValidationError
+
+    from service.settings import ServiceSettings
+
+    names = ("mlm", "vectors", "tagger", "device", "augment_config", "micro_batching")
+    flags = {k: getattr(args, k) for k in (*names, "torch_threads", "log_format")}
+    try:
+        return ServiceSettings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        parts = [f"KDAUG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
+        raise KdaugError("invalid service setting: " + "; ".join(parts)) from None
+
+
+def check_models(settings: Any) -> None:
+    """Fail before binding the port if a model cannot be found (one-line error)."""
+    from augment.resolve import resolve_model, resolve_spacy
+    from service.state import augment_config
+
+    cfg = augment_config(settings)
+    if cfg.mlm_enabled:
+        resolve_model(cfg.mlm)
+    resolve_spacy(cfg.tagger)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging.config
+
+    import uvicorn
+
+    from service.app import create_app
+    from service.logs import log_config
+
+    settings = load_settings(args)
+    check_models(settings)
+    config = log_config(settings.log_format, settings.log_level)
+    logging.config.dictConfig(config)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=config,
+        timeout_graceful_shutdown=int(settings.request_timeout_s) + 1,
+    )
+    return 0
