@@ -89,13 +89,17 @@ def main() -> None:
                 "by_source": {k: round(a / max(t, 1), 4) for k, (a, t) in per.items()},
             }
         )
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__} threads {torch.get_num_threads()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__} threads {torch.get_num_threads()}"
+    )
     print("| pos_filter | sentences/s | variants | replacements | POS agreement | by source |")
     print("|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['pos_filter']} | {r['sentences_per_s']} | {r['variants']} | "
-              f"{r['replacements']} | {r['pos_agreement']:.1%} | {r['by_source']} |")
+        print(
+            f"| {r['pos_filter']} | {r['sentences_per_s']} | {r['variants']} | "
+            f"{r['replacements']} | {r['pos_agreement']:.1%} | {r['by_source']} |"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -38,7 +38,9 @@ def plot_curves(path: Path, histories: dict[str, list[dict[str, Any]]], primary:
                     label=name,
                 )
             row[1].legend()
-        row[1].set(title=f"{stage}: dev {primary}", xlabel="step")
+            row[1].set(title=f"{stage}: dev {primary}", xlabel="step")
+        else:
+            row[1].axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
