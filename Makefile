@@ -22,6 +22,8 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/pos_agreement.py
+	$(BIN)/python benchmarks/builder.py
+	$(BIN)/python benchmarks/service_load.py --requests 400
 
 lint: setup
 	$(BIN)/ruff check .

@@ -58,6 +58,9 @@ def resolve_model(name: str) -> str:
         if not (p / "config.json").is_file():
             raise ResolveError(f"{p} is not a Hugging Face model folder (no config.json)")
         return str(p)
+    # Hub names are NAME or ORG/NAME; anything else that does not exist is a mistyped path.
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
+        raise ResolveError(f"model folder not found: {name}")
     return name
 
 
