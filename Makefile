@@ -14,7 +14,8 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh
 	touch $@
 
 demo: setup
-	$(BIN)/kdaug augment examples/sample.tsv --task sst2 -o $(OUT) --overwrite --mlm none --n 5
+	$(BIN)/kdaug adapt-mlm --default
+	$(BIN)/kdaug augment examples/sample.tsv --task sst2 -o $(OUT) --overwrite --mlm default --n 5
 	$(BIN)/python -c "import pyarrow.parquet as pq; t = pq.read_table('$(OUT)/data/part-00000.parquet').to_pylist(); [print(r['variant'], r['text_a']) for r in t[:12]]"
 
 test: setup

@@ -43,10 +43,13 @@ def sentiment_classifier(train: list[dict[str, str]]):
     return clf
 
 
-def flip_probes(dev: list[dict[str, str]], tokenizer, per_sentence: int, seed: int) -> list[tuple]:
-    """(sentence index, word index) of content words that are one WordPiece each."""
+def flip_probes(dev: list[dict[str, str]], tokenizer, clf, kind: str, seed: int) -> list[tuple]:
+    """(sentence index, word index), one per dev sentence, among content words that are one
+    WordPiece each: a random one ('random'), or the one the classifier weighs most ('sentiment')."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+    tfidf, lr = clf.named_steps["tfidfvectorizer"], clf.named_steps["logisticregression"]
+    weight = {w: abs(lr.coef_[0][i]) for w, i in tfidf.vocabulary_.items() if " " not in w}
     rng, probes = random.Random(seed), []
     vocab = tokenizer.get_vocab()
     for i, row in enumerate(dev):
@@ -56,8 +59,31 @@ def flip_probes(dev: list[dict[str, str]], tokenizer, per_sentence: int, seed: i
             for j, w in enumerate(words)
             if w.isalpha() and len(w) > 2 and w not in ENGLISH_STOP_WORDS and w in vocab
         ]
-        probes += [(i, j) for j in rng.sample(ok, min(per_sentence, len(ok)))]
+        if not ok:
+            continue
+        if kind == "sentiment":
+            probes.append((i, max(ok, key=lambda j: weight.get(words[j], 0.0))))
+        else:
+            probes.append((i, rng.choice(ok)))
     return probes
+
+
+def flip_table(u: Path, c: Path, dev, clf, probes: dict, top_k: int) -> dict:
+    """Flip shares of the unconditional model and of the conditional one fed the true label,
+    the opposite label and no label (token type 0), for each probe set."""
+    modes = {
+        "unconditional_model": (u, "none"),
+        "conditional_true_label": (c, "label"),
+        "conditional_opposite_label": (c, "opposite"),
+        "conditional_type0": (c, "none"),
+    }
+    return {
+        kind: {
+            name: flip_share(path, dev, clf, ps, mode, top_k)
+            for name, (path, mode) in modes.items()
+        }
+        for kind, ps in probes.items()
+    }
 
 
 def candidates(model, tokenizer, texts: list[str], types: list[int], top_k: int) -> list[list[str]]:
@@ -148,14 +174,20 @@ def main() -> None:
     ap.add_argument("--short", type=float, default=4.0, help="demo budget, minutes")
     ap.add_argument("--long", type=float, default=15.0, help="longer budget, minutes")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--probes-per-sentence", type=int, default=2)
+    ap.add_argument(
+        "--flips-only",
+        action="store_true",
+        help="skip training: measure flips of the models already in --out",
+    )
     ap.add_argument("--top-k", type=int, default=5)
     args = ap.parse_args()
 
     import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     from augment.adapt.default import default_settings
     from augment.adapt.evaluate import masked_token_accuracy
+    from augment.resolve import resolve_model
 
     torch.set_num_threads(args.threads)
     sst = args.assets / "glue" / "SST-2"
@@ -178,41 +210,39 @@ def main() -> None:
     common = {"base": "minilm-packaged", "corpus": [corpus], "eval_file": sst / "dev.tsv",
               "text_column": "sentence", "threads": args.threads, "device": "cpu"}  # fmt: skip
 
-    # 1. The offline default MLM (Wikipedia sample, demo budget), scored on SST-2 dev.
+    # The offline default MLM (Wikipedia sample, demo budget), also scored on SST-2 dev.
     default_dir = args.out / "mlm-default"
-    adapt(results, "default_mlm",
-          **{**vars(default_settings(output=default_dir, minutes=args.short, threads=args.threads))})  # fmt: skip
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-    model = AutoModelForMaskedLM.from_pretrained(default_dir)
-    tok = AutoTokenizer.from_pretrained(default_dir)
-    results["default_mlm"]["sst2_dev"] = masked_token_accuracy(
-        model, tok, [r["sentence"] for r in dev]
-    )
-    save()
+    if args.flips_only:
+        results = json.loads(results_path.read_text())
+    else:
+        settings = default_settings(output=default_dir, minutes=args.short, threads=args.threads)
+        adapt(results, "default_mlm", **vars(settings))
+        results["default_mlm"]["sst2_dev"] = masked_token_accuracy(
+            AutoModelForMaskedLM.from_pretrained(default_dir),
+            AutoTokenizer.from_pretrained(default_dir),
+            [r["sentence"] for r in dev],
+        )
+        save()
 
     clf = sentiment_classifier(train_rows)
     results["classifier_dev_accuracy"] = round(
         float((clf.predict([r["sentence"] for r in dev]) == [r["label"] for r in dev]).mean()), 4
     )
-    probes = flip_probes(dev, tok, args.probes_per_sentence, seed=0)
-    results["flip_probes"] = len(probes)
-
+    tok = AutoTokenizer.from_pretrained(resolve_model("minilm-packaged"))
+    probes = {kind: flip_probes(dev, tok, clf, kind, seed=0) for kind in ("random", "sentiment")}
+    results["flip_probes"] = {kind: len(ps) for kind, ps in probes.items()}
+    u, c = args.out / "sst2-uncond", args.out / "sst2-cond"
     for budget in ("short", "long"):
         minutes = getattr(args, budget)
-        u = adapt(results, f"sst2_unconditional_{budget}",
-                  minutes=minutes, output=args.out / "sst2-uncond", **common)  # fmt: skip
-        save()
-        c = adapt(results, f"sst2_conditional_{budget}",
-                  minutes=minutes, output=args.out / "sst2-cond", label_column="label", **common)  # fmt: skip
-        save()
-        results[f"flips_{budget}"] = {
-            "unconditional_model": flip_share(u, dev, clf, probes, "none", args.top_k),
-            "conditional_true_label": flip_share(c, dev, clf, probes, "label", args.top_k),
-            "conditional_type0": flip_share(c, dev, clf, probes, "none", args.top_k),
-            "conditional_opposite_label": flip_share(c, dev, clf, probes, "opposite", args.top_k),
-        }
-        save()
+        if not args.flips_only:
+            adapt(results, f"sst2_unconditional_{budget}", minutes=minutes, output=u, **common)
+            save()
+            adapt(results, f"sst2_conditional_{budget}", minutes=minutes, output=c,
+                  label_column="label", **common)  # fmt: skip
+            save()
+        if budget == "long" or not args.flips_only:
+            results[f"flips_{budget}"] = flip_table(u, c, dev, clf, probes, args.top_k)
+            save()
     print_table(results)
 
 
@@ -226,11 +256,15 @@ def print_table(r: dict) -> None:
         e = r[key]["eval"]
         print(f"{key:36} {r[key]['steps']:>6} {e['after']['top1']:>6.3f} {e['after']['top10']:>6.3f}"
               f"   (before {e['before']['top1']:.3f}/{e['before']['top10']:.3f})")  # fmt: skip
-    print(f"\nsentiment flips per replacement ({r['flip_probes']} masked words, top-k candidates)")
+    print("\nsentiment flips per replacement (one masked word per dev sentence, top-k candidates)")
     for budget in ("short", "long"):
-        for name, v in r.get(f"flips_{budget}", {}).items():
-            print(f"{budget:6} {name:28} {v['flip_share']:>6.3f}  off-label {v['off_label_share']:.3f}"
-                  f"  n={v['replacements']}")  # fmt: skip
+        flips = r.get(f"flips_{budget}", {})
+        if flips and "flip_share" in next(iter(flips.values())):
+            flips = {"random": flips}  # results of a run that measured random probes only
+        for kind, table in flips.items():
+            for name, v in table.items():
+                print(f"{budget:6} {kind:9} {name:28} {v['flip_share']:>6.3f}  "
+                      f"off-label {v['off_label_share']:.3f}  n={v['replacements']}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -48,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         help="share of examples trained unconditionally (default 0.15)",
     )
+    p.add_argument(
+        "--label-lr-scale",
+        type=float,
+        help="learning-rate multiplier of the label embeddings (default 20)",
+    )
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 50)")
     p.add_argument("--seed", type=int, help="seed for split, order and masking (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
@@ -76,6 +81,7 @@ def _settings(args: argparse.Namespace):
         "max_length": args.max_length,
         "whole_word_mask": args.whole_word_mask or None,
         "label_dropout": args.label_dropout,
+        "label_lr_scale": args.label_lr_scale,
         "checkpoint_every": args.checkpoint_every,
         "seed": args.seed,
         "device": args.device,

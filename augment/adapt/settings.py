@@ -19,6 +19,7 @@ TRAINING_KEYS = (
     "mlm_probability",
     "whole_word_mask",
     "label_dropout",
+    "label_lr_scale",
     "seed",
 )
 
@@ -50,6 +51,7 @@ class AdaptSettings:
     mlm_probability: float = 0.15
     whole_word_mask: bool = False
     label_dropout: float = 0.15
+    label_lr_scale: float = 20.0
     seed: int = 0
     checkpoint_every: int = 50
     device: str = "auto"

@@ -98,11 +98,13 @@ class MLMAdapter:
             raise ResolveError(f"cannot load {s.base!r} as a masked-LM: {first}") from None
         finally:
             hf_logging.set_verbosity(verbosity)
-        self.head_created = bool(info.get("missing_keys"))
+        prefix = model.base_model_prefix + "."
+        self.head_created = any(not k.startswith(prefix) for k in info.get("missing_keys", ()))
         if self.head_created:
+            # A fresh head shares its decoder with the trained word embeddings.
+            model.config.tie_word_embeddings = True
+            model.tie_weights()
             log.info("no MLM head in %s: created one, tied to the input embeddings", s.base)
-        model.config.tie_word_embeddings = True
-        model.tie_weights()
         if self.labels:
             add_label_types(model, self.labels)
         self.model = model.to(self.device)
@@ -168,13 +170,7 @@ class MLMAdapter:
             seed=s.seed, **wwm,
         )  # fmt: skip
         self.collator.create_rng()
-        decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2]
-        rest = [p for n, p in self.model.named_parameters() if p.ndim < 2]
-        groups = [
-            {"params": decay, "weight_decay": s.weight_decay},
-            {"params": rest, "weight_decay": 0.0},
-        ]
-        self.optimizer = torch.optim.AdamW(groups, lr=s.lr)
+        self.optimizer = torch.optim.AdamW(self._param_groups(), lr=s.lr)
         # Constant after warm-up: a time budget fixes no step count, and a resumed run with a
         # larger budget continues on the same schedule.
         self.scheduler = get_constant_schedule_with_warmup(self.optimizer, s.warmup_steps)
@@ -220,6 +216,22 @@ class MLMAdapter:
         bar.close()
         self.save_checkpoint(st)
         self.state = st
+
+    def _param_groups(self) -> list[dict]:
+        """Weight decay on matrices only; the label (token type) rows learn `label_lr_scale`
+        times faster, since a few minutes at the encoder's rate barely move them."""
+        s = self.s
+        label = (
+            self.model.base_model.embeddings.token_type_embeddings.weight if self.labels else None
+        )
+        named = [(n, p) for n, p in self.model.named_parameters() if p is not label]
+        groups = [
+            {"params": [p for _, p in named if p.ndim >= 2], "weight_decay": s.weight_decay},
+            {"params": [p for _, p in named if p.ndim < 2], "weight_decay": 0.0},
+        ]
+        if label is not None:
+            groups.append({"params": [label], "weight_decay": 0.0, "lr": s.lr * s.label_lr_scale})
+        return groups
 
     def _budget_spent(self, st: dict) -> bool:
         s = self.s

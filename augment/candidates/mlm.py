@@ -8,12 +8,11 @@ copy and the vocabulary projection only at the masked positions. Identical queri
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from augment.adapt.conditional import load_conditioning, token_type_for
 from augment.errors import KdaugError
 from augment.resolve import resolve_device, resolve_model
 
@@ -72,7 +71,9 @@ class MaskedLMCandidates:
         self.top_k = top_k
         self.max_length = min(max_length, self.tokenizer.model_max_length or max_length)
         self.batch_tokens = batch_tokens
-        self.conditioning = _load_conditioning(path)
+        self.conditioning = load_conditioning(path)
+        if self.conditioning and self.conditioning[1] != "token_type":
+            raise KdaugError(f"{path}: unknown label conditioning {self.conditioning[1]!r}")
         self.context = context
         if self.conditioning and context == "with_original":
             log.warning("label-conditional MLM: context 'with_original' ignored, using 'masked'")
@@ -110,10 +111,7 @@ class MaskedLMCandidates:
 
     def type_id_for(self, label: str | None) -> int:
         """Token type of a record's label in a conditional model; 0 = unconditional."""
-        if not self.conditioning or label is None:
-            return 0
-        labels = self.conditioning[0]
-        return labels.index(label) + 1 if label in labels else 0
+        return token_type_for(label, self.conditioning[0]) if self.conditioning else 0
 
     # prediction --------------------------------------------------------------------------
     def predict(self, queries: Sequence[MaskQuery]) -> list[list[tuple[str, float]]]:
@@ -242,17 +240,3 @@ def _window(ids: list[int], pos: int, budget: int) -> tuple[list[int], int]:
         return ids, pos
     lo = max(0, min(pos - budget // 2, len(ids) - budget))
     return ids[lo : lo + budget], pos - lo
-
-
-def _load_conditioning(path: str) -> tuple[list[str], str] | None:
-    """(labels, method) of a label-conditional model made by `kdaug adapt-mlm`, else None."""
-    meta = Path(path) / "kdaug_mlm.json"
-    if not meta.is_file():
-        return None
-    info = json.loads(meta.read_text(encoding="utf-8"))
-    if not info.get("label_conditional"):
-        return None
-    method = info.get("conditioning")
-    if method != "token_type":
-        raise KdaugError(f"{meta}: unknown label conditioning {method!r}")
-    return [str(x) for x in info["labels"]], method

@@ -126,3 +126,21 @@ def test_cli_bad_corpus_is_one_line(tmp_path, capsys, tiny_mlm_dir):
 def test_budget_is_required(tiny_mlm_dir, text_corpus, tmp_path):
     with pytest.raises(SettingsError, match="budget"):
         MLMAdapter(settings(tiny_mlm_dir, text_corpus, tmp_path, steps=None))
+
+
+def test_whole_word_masking_masks_every_piece(tiny_mlm_dir, tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("unbelievably overwhelming performances everywhere .\n" * 30)
+    adapter = MLMAdapter(settings(tiny_mlm_dir, corpus, tmp_path / "m", whole_word_mask=True))
+    record = adapter.run()
+    assert record["hparams"]["whole_word_mask"] is True and record["steps"] == 4
+    tok = adapter.tokenizer
+    for _ in range(5):
+        batch = adapter._batch(list(range(8)), [False] * len(adapter.features))
+        for ids, labels in zip(batch["input_ids"].tolist(), batch["labels"].tolist(), strict=True):
+            masked = [i for i, y in enumerate(labels) if y != -100]
+            # a continuation piece is masked only together with the piece before it
+            for i in masked:
+                if tok.convert_ids_to_tokens(labels[i]).startswith("##"):
+                    assert i - 1 in masked
+            assert all(ids[i] == tok.mask_token_id for i in masked)  # no 10/10 with wwm
