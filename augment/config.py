@@ -16,6 +16,20 @@ class ConfigError(KdaugError, ValueError):
     """A setting is invalid; the message names it and says what to do."""
 
 
+def validated(model: type[BaseModel], settings: dict[str, Any], what: str) -> Any:
+    """`model(**settings)`, with pydantic's report turned into a one-line ConfigError."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**settings)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err["loc"]) or "config"
+            parts.append(f"{loc}: {err['msg']}")
+        raise ConfigError(f"invalid {what} setting: " + "; ".join(parts)) from None
+
+
 class AugmentConfig(BaseModel):
     """Settings of the POS-guided word-replacement augmenter (defaults follow TinyBERT)."""
 
@@ -133,16 +147,7 @@ class AugmentConfig(BaseModel):
     @classmethod
     def build(cls, **settings: Any) -> AugmentConfig:
         """Validate settings, turning pydantic's report into a one-line ConfigError."""
-        from pydantic import ValidationError
-
-        try:
-            return cls(**settings)
-        except ValidationError as exc:
-            parts = []
-            for err in exc.errors():
-                loc = ".".join(str(x) for x in err["loc"]) or "config"
-                parts.append(f"{loc}: {err['msg']}")
-            raise ConfigError("invalid augment setting: " + "; ".join(parts)) from None
+        return validated(cls, settings, "augment")
 
     def fingerprint_dict(self) -> dict[str, Any]:
         """The settings that change output bytes (batch size and device excluded)."""

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from augment.config import ConfigError
+from augment.config import ConfigError, validated
 from distill.tasks import TaskError, TaskSpec, custom_task, get_task
 
 STAGES = ("finetune", "intermediate", "prediction")
@@ -148,16 +148,7 @@ class DistillConfig(BaseModel):
     @classmethod
     def build(cls, **settings: Any) -> DistillConfig:
         """Validate settings, turning pydantic's report into a one-line ConfigError."""
-        from pydantic import ValidationError
-
-        try:
-            return cls(**settings)
-        except ValidationError as exc:
-            parts = []
-            for err in exc.errors():
-                loc = ".".join(str(x) for x in err["loc"]) or "config"
-                parts.append(f"{loc}: {err['msg']}")
-            raise ConfigError("invalid distill setting: " + "; ".join(parts)) from None
+        return validated(cls, settings, "distill")
 
     @classmethod
     def load(

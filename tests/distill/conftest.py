@@ -80,27 +80,8 @@ def _write_shards(out: Path, rows: list[tuple[str, str, str]], variants: int = 3
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    repl = pa.struct(
-        [
-            ("field", pa.string()),
-            ("start", pa.int32()),
-            ("end", pa.int32()),
-            ("original", pa.string()),
-            ("replacement", pa.string()),
-            ("source", pa.string()),
-            ("rank", pa.int32()),
-        ]
-    )
-    schema = pa.schema(
-        [
-            ("id", pa.string()),
-            ("variant", pa.int32()),
-            ("text_a", pa.string()),
-            ("text_b", pa.string()),
-            ("label", pa.string()),
-            ("replacements", pa.list_(repl)),
-        ]
-    )
+    from augment.io.writers import VARIANT_SCHEMA
+
     (out / "data").mkdir(parents=True, exist_ok=True)
     half = len(rows) // 2
     for part, chunk in enumerate((rows[:half], rows[half:])):
@@ -120,7 +101,8 @@ def _write_shards(out: Path, rows: list[tuple[str, str, str]], variants: int = 3
                     }
                 )
         pq.write_table(
-            pa.Table.from_pylist(recs, schema=schema), out / "data" / f"part-{part:05d}.parquet"
+            pa.Table.from_pylist(recs, schema=VARIANT_SCHEMA),
+            out / "data" / f"part-{part:05d}.parquet",
         )
     (out / "manifest.json").write_text("{}")
     return out
