@@ -68,6 +68,11 @@ class Augmenter:
                 context=cfg.mlm_context,
                 max_length=cfg.mlm_max_length,
                 batch_tokens=cfg.mlm_batch_tokens,
+                mode=cfg.mode,
+                mask_rate=cfg.fast_mask_rate,
+                fast_max_length=cfg.fast_max_length,
+                quantize=cfg.mlm_quantize,
+                cache_size=cfg.mlm_cache_size,
             )
         self.mlm = mlm
         if vectors is None and cfg.vectors.lower() != "none":

@@ -13,6 +13,12 @@ CONFIG_FLAGS: dict[str, dict[str, Any]] = {
     "top_k": {"type": int, "help": "candidates per word (default 15)"},
     "mlm": {"help": "masked-LM name or path, 'default' (kdaug adapt-mlm --default) or 'none'"},
     "mlm_context": {"choices": ["masked", "with_original"], "help": "masked-LM input"},
+    "mode": {
+        "choices": ["exact", "fast"],
+        "help": "exact: one masked copy per word (the paper); fast: several words per copy, "
+        "int8 MLM on CPU (default exact)",
+    },
+    "mlm_quantize": {"choices": ["auto", "off", "int8"], "help": "int8 MLM (auto: fast mode, CPU)"},
     "vectors": {"help": "'glove-6b-50d' (packaged), a GloVe/word2vec/KeyedVectors file, 'none'"},
     "vectors_limit": {"type": int, "help": "search the N most frequent words (default 100000)"},
     "tagger": {"help": "spaCy pipeline name or path (default en_core_web_sm)"},

@@ -78,6 +78,24 @@ class AugmentConfig(BaseModel):
         le=512,
         description="longest MLM input; longer texts get a window around the mask",
     )
+    mode: Literal["exact", "fast"] = Field(
+        "exact",
+        description="'exact': one masked copy per word, as the paper; 'fast': several "
+        "non-adjacent words masked per copy, a short window around the masks, int8 MLM on CPU "
+        "(a different method, several times faster; quality cost in the README benchmarks)",
+    )
+    fast_mask_rate: float = Field(
+        0.2, gt=0.0, le=0.5, description="fast mode: most tokens of a copy that are masks"
+    )
+    fast_max_length: int = Field(
+        64, ge=16, le=512, description="fast mode: tokens of context window per masked copy"
+    )
+    mlm_quantize: Literal["auto", "off", "int8"] = Field(
+        "auto", description="int8 dynamic quantisation of the MLM: 'auto' = on CPU in fast mode"
+    )
+    mlm_cache_size: int = Field(
+        20_000, ge=0, description="masked copies whose candidates are kept across batches"
+    )
     mlm_batch_tokens: int = Field(
         8192, ge=256, description="padded tokens per masked-LM forward pass"
     )

@@ -14,16 +14,21 @@ Three agreement methods:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from augment.errors import KdaugError
 from augment.resolve import resolve_spacy
+from augment.retag import CenterTagger, UnsupportedPipeline
+
+log = logging.getLogger(__name__)
 
 # spaCy components the tagger needs; the others are disabled for speed.
 _DISABLED = ("parser", "ner", "lemmatizer", "senter")
 RETAG_WINDOW = 4
+_VERIFY_WINDOWS = 256
 
 # Fine-grained (Penn) tag -> inflection class, per coarse POS.
 _INFLECTION = {
@@ -94,6 +99,7 @@ class Tagger:
         self.pos_tags = frozenset(pos_tags)
         self.stop_words = self.nlp.Defaults.stop_words
         self._lexicon: InflectionLexicon | None = None
+        self._center: CenterTagger | bool | None = None  # None: not tried yet
 
     def tag(self, texts: Sequence[str], batch_size: int = 256) -> list[TaggedText]:
         out = []
@@ -134,24 +140,37 @@ class Tagger:
     ) -> list[bool]:
         """For each (text, word, candidate): does the candidate, put in the word's place, get the
         same coarse POS from the tagger? Identical windows are tagged once."""
-        from spacy.tokens import Doc
-
         keys: dict[tuple[tuple[str, ...], int], int] = {}
-        docs = []
         spans = []
         for tagged, word, cand in queries:
             lo = max(0, word.index - RETAG_WINDOW)
             hi = min(len(tagged.words), word.index + RETAG_WINDOW + 1)
             words = tuple(cand if w.index == word.index else w.text for w in tagged.words[lo:hi])
-            key = (words, word.index - lo)
-            if key not in keys:
-                keys[key] = len(docs)
-                docs.append(Doc(self.nlp.vocab, words=list(words)))
-            spans.append(keys[key])
-        tags = []
-        for (_, center), doc in zip(keys, self.nlp.pipe(docs, batch_size=batch_size), strict=True):
-            tags.append(doc[center].pos_)
-        return [tags[k] == word.pos for k, (_, word, _) in zip(spans, queries, strict=True)]
+            spans.append(keys.setdefault((words, word.index - lo), len(keys)))
+        pos = self._retag(list(keys), batch_size)
+        return [pos[k] == word.pos for k, (_, word, _) in zip(spans, queries, strict=True)]
+
+    def _retag(self, windows: list[tuple[tuple[str, ...], int]], batch_size: int) -> list[str]:
+        """Coarse POS of each window's centre word: CenterTagger when it reproduces spaCy on the
+        first windows it sees, else spaCy itself."""
+        from spacy.tokens import Doc
+
+        if self._center is None and windows:
+            self._center = False
+            try:
+                center = CenterTagger(self.nlp)
+                if center.verify(windows[:_VERIFY_WINDOWS]):
+                    self._center = center
+                else:
+                    log.warning("centre-only re-tagger disagrees with spaCy; using spaCy")
+            except UnsupportedPipeline as exc:
+                log.info("re-tagging with spaCy: %s", exc)
+        if self._center:
+            return self._center.pos(windows)
+        docs = self.nlp.pipe(
+            (Doc(self.nlp.vocab, words=list(words)) for words, _ in windows), batch_size=batch_size
+        )
+        return [doc[c].pos_ for (_, c), doc in zip(windows, docs, strict=True)]
 
 
 class InflectionLexicon:
@@ -162,6 +181,7 @@ class InflectionLexicon:
         self.exc = {k: dict(v) for k, v in exc.items()}
         self.rules = {k: [tuple(r) for r in v] for k, v in rules.items()}
         self.classes = lru_cache(maxsize=200_000)(self._classes)
+        self._agrees: dict[tuple[str, str, str], bool] = {}
 
     @classmethod
     def from_pipeline(cls, nlp) -> InflectionLexicon:
@@ -202,6 +222,15 @@ class InflectionLexicon:
 
     def agrees(self, candidate: str, pos: str, tag: str) -> bool:
         """Can `candidate` replace a word tagged (pos, tag)? Other POS pass through unchecked."""
+        key = (candidate, pos, tag)
+        hit = self._agrees.get(key)
+        if hit is None:
+            if len(self._agrees) > 1_000_000:
+                self._agrees.clear()
+            hit = self._agrees[key] = self._agrees_uncached(candidate, pos, tag)
+        return hit
+
+    def _agrees_uncached(self, candidate: str, pos: str, tag: str) -> bool:
         table = _UPOS_TO_TABLE.get(pos)
         if table is None:
             return True

@@ -19,6 +19,9 @@ class ServiceSettings(BaseSettings):
     vectors: str = Field("glove-6b-50d", description="word vectors (see AugmentConfig.vectors)")
     tagger: str = Field("en_core_web_sm", description="spaCy pipeline name or path")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    mode: Literal["exact", "fast"] = Field(
+        "exact", description="augmenter mode (see AugmentConfig.mode)"
+    )
     augment_config: Path | None = Field(
         None, description="YAML file of further augment settings (pos_tags, top_k, ...)"
     )
@@ -66,5 +69,6 @@ class ServiceSettings(BaseSettings):
             "vectors": self.vectors,
             "tagger": self.tagger,
             "device": self.device,
+            "mode": self.mode,
             "batch_size": self.batch_max_records,
         }

@@ -1,18 +1,29 @@
 """Masked-LM candidates: one batched pass for every masked word of a batch of records.
 
-Each query is one masked copy of its text (the paper's method). Copies are sorted by length and
-packed into forward passes of at most `batch_tokens` padded tokens; the encoder runs once per
-copy and the vocabulary projection only at the masked positions. Identical queries in a batch
-(repeated texts, as MNLI premises and QQP questions are) are computed once.
+Exact mode (the paper's method): one masked copy of the text per word. Copies are sorted by
+length and packed into forward passes of at most `batch_tokens` padded tokens; the encoder runs
+once per copy and the vocabulary projection only at the masked positions.
+
+Fast mode changes the method, not only the engineering: the words of a text are masked together,
+several non-adjacent words per copy (at most `mask_rate` of its tokens), each copy cut to a
+`fast_max_length` window around its masks, and on CPU the model runs with int8 dynamic
+quantisation of its linear layers. Its quality cost against exact mode is measured by
+`benchmarks/augment_speed.py`.
+
+In both modes identical copies (repeated texts, as MNLI premises and QQP questions are) are
+computed once per batch, and recent copies are answered from an LRU cache across batches.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from augment.adapt.conditional import load_conditioning, token_type_for
+from augment.candidates import quant
 from augment.errors import KdaugError
 from augment.resolve import resolve_device, resolve_model
 
@@ -44,6 +55,11 @@ class MaskedLMCandidates:
         context: str = "masked",
         max_length: int = 128,
         batch_tokens: int = 8192,
+        mode: str = "exact",
+        mask_rate: float = 0.2,
+        fast_max_length: int = 64,
+        quantize: str = "auto",
+        cache_size: int = 20_000,
     ) -> None:
         import torch
         from transformers import AutoModelForMaskedLM, AutoTokenizer
@@ -66,6 +82,11 @@ class MaskedLMCandidates:
         if self.tokenizer.mask_token_id is None:
             raise KdaugError(f"model {name!r} has no mask token: it is not a masked-LM")
         self.model.eval().to(self.device)
+        if mode not in ("exact", "fast"):
+            raise KdaugError(f"masked-LM mode must be 'exact' or 'fast', not {mode!r}")
+        self.mode = mode
+        self.mask_rate = mask_rate
+        self.fast_max_length = fast_max_length
         self.name = name
         self.path = path
         self.top_k = top_k
@@ -81,7 +102,13 @@ class MaskedLMCandidates:
         self.head = getattr(self.model, "cls", None) or getattr(self.model, "lm_head", None)
         self._valid = self._valid_vocab(torch)
         self._single: dict[str, bool] = {}
+        self._cache: OrderedDict[tuple, list[list[tuple[str, float]]]] = OrderedDict()
+        self.cache_size = cache_size
         self.forward_passes = 0
+        self.quantized = _quantize(self, quantize)
+        self.forward_passes = 0  # calibration passes do not count
+        self.copies = 0
+        self.cache_hits = 0
 
     # vocabulary --------------------------------------------------------------------------
     def _valid_vocab(self, torch):
@@ -122,16 +149,40 @@ class MaskedLMCandidates:
         for q in queries:
             unique.setdefault(q, len(unique))
         uq = list(unique)
-        encoded = self._encode(uq)
+        copies = self._copies(uq)
         results: list[list[tuple[str, float]]] = [[] for _ in uq]
-        order = sorted(range(len(uq)), key=lambda i: (len(encoded[i][0]), i))
-        for chunk in self._chunks(order, encoded):
-            for i, cands in zip(chunk, self._forward([encoded[i] for i in chunk]), strict=True):
-                results[i] = cands
+        todo: dict[tuple, list[Copy]] = {}  # identical copies are computed once
+        for c in copies:
+            hit = self._cache.get(c.key)
+            if hit is not None:
+                self._cache.move_to_end(c.key)
+                self.cache_hits += 1
+                for i, cands in zip(c.queries, hit, strict=True):
+                    results[i] = cands
+            else:
+                todo.setdefault(c.key, []).append(c)
+        pending = list(todo.values())
+        order = sorted(range(len(pending)), key=lambda i: (len(pending[i][0].input_ids), i))
+        for chunk in self._chunks([pending[i] for i in order]):
+            answers = self._forward([same[0] for same in chunk])
+            for same, cands in zip(chunk, answers, strict=True):
+                self._remember(same[0].key, cands)
+                for c in same:
+                    for i, cand in zip(c.queries, cands, strict=True):
+                        results[i] = cand
+        self.copies += len(copies)
         return [results[unique[q]] for q in queries]
 
-    def _encode(self, queries: list[MaskQuery]) -> list[tuple[list[int], list[int], int, int]]:
-        """(input_ids, token_type_ids, mask position, original word id) per query."""
+    def _remember(self, key: tuple, cands: list[list[tuple[str, float]]]) -> None:
+        if self.cache_size <= 0:
+            return
+        self._cache[key] = cands
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def _copies(self, queries: list[MaskQuery]) -> list[Copy]:
+        """The masked copies that answer `queries`: one per query in exact mode; in fast mode
+        the queries of one (text, label) share copies."""
         tok = self.tokenizer
         texts = list(dict.fromkeys(q.text for q in queries))
         enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)
@@ -139,85 +190,162 @@ class MaskedLMCandidates:
             t: (ids, offs)
             for t, ids, offs in zip(texts, enc["input_ids"], enc["offset_mapping"], strict=True)
         }
-        cls_id, sep_id, mask_id = tok.cls_token_id, tok.sep_token_id, tok.mask_token_id
-        out = []
+        spans: list[tuple[int, int] | None] = []
         for q in queries:
             ids, offs = by_text[q.text]
             inside = [k for k, (s, e) in enumerate(offs) if s >= q.start and e <= q.end and e > s]
             if inside and offs[inside[0]][0] == q.start and offs[inside[-1]][1] == q.end:
-                lo, hi = inside[0], inside[-1] + 1
-                a = ids[:lo] + [mask_id] + ids[hi:]
-                word_id = ids[lo] if hi - lo == 1 else -1
-                pos = lo
-            else:  # the word does not align with token boundaries: tokenise around it
-                left = tok(q.text[: q.start], add_special_tokens=False)["input_ids"]
-                right = tok(q.text[q.end :], add_special_tokens=False)["input_ids"]
-                a, pos, word_id = left + [mask_id] + right, len(left), -1
-            b = ids if self.context == "with_original" else None
-            budget = self.max_length - (3 if b is not None else 2)
-            if b is not None and len(a) + len(b) > budget:
-                half = budget // 2
-                a, pos = _window(a, pos, max(half, budget - len(b)))
-                b, _ = _window(b, min(pos, len(b) - 1), budget - len(a))
+                spans.append((inside[0], inside[-1] + 1))
             else:
-                a, pos = _window(a, pos, budget)
-            input_ids = [cls_id] + a + [sep_id]
-            types = [self.type_id_for(q.label)] * len(input_ids)
-            if b is not None:
-                input_ids += b + [sep_id]
-                types += [1] * (len(b) + 1)
-            out.append((input_ids, types, pos + 1, word_id))
-        return out
+                spans.append(None)
+        groups: list[list[int]] = []
+        if self.mode == "fast":
+            together: dict[tuple[str, str | None], list[int]] = {}
+            for i, (q, span) in enumerate(zip(queries, spans, strict=True)):
+                if span is not None and span[1] - span[0] == 1:
+                    together.setdefault((q.text, q.label), []).append(i)
+                else:
+                    groups.append([i])
+            for (text, _), members in together.items():
+                groups += self._group(members, spans, len(by_text[text][0]))
+        else:
+            groups = [[i] for i in range(len(queries))]
+        out = []
+        while groups:
+            members = groups.pop()
+            q0 = queries[members[0]]
+            ids, _ = by_text[q0.text]
+            copy = self._copy(q0, ids, [(i, spans[i], queries[i]) for i in members])
+            out.append(copy)
+            # a mask the window could not hold gets a copy of its own
+            groups += [[i] for i in members if i not in copy.queries]
+        return out[::-1]
 
-    def _chunks(self, order: list[int], encoded) -> list[list[int]]:
+    def _group(self, members: list[int], spans, n_tokens: int) -> list[list[int]]:
+        """Split one text's single-token words into copies: words far apart go to different
+        blocks (each fits the fast window); inside a block, words are dealt round-robin to as
+        few copies as keep at most `mask_rate` of the tokens masked and no two masks side by
+        side."""
+        members = sorted(members, key=lambda i: spans[i][0])
+        reach = max(1, self.fast_max_length // 2)
+        blocks: list[list[int]] = []
+        for i in members:
+            if blocks and spans[i][0] - spans[blocks[-1][0]][0] < reach:
+                blocks[-1].append(i)
+            else:
+                blocks.append([i])
+        groups = []
+        for block in blocks:
+            if len(block) == 1:
+                groups.append(block)
+                continue
+            width = min(n_tokens, self.fast_max_length)
+            per_copy = max(1, int(self.mask_rate * width))
+            k = -(-len(block) // per_copy)
+            if k == 1 and any(spans[b][0] - spans[a][0] < 2 for a, b in pairwise(block)):
+                k = 2  # dealt round-robin to k >= 2 copies, neighbours never share a copy
+            groups += [block[j::k] for j in range(k) if block[j::k]]
+        return groups
+
+    def _copy(self, q0: MaskQuery, ids: list[int], members) -> Copy:
+        """One masked copy of q0's text, with every member's word masked."""
+        tok = self.tokenizer
+        cls_id, sep_id, mask_id = tok.cls_token_id, tok.sep_token_id, tok.mask_token_id
+        if len(members) == 1 and members[0][1] is None:
+            # the word does not align with token boundaries: tokenise around it
+            q = members[0][2]
+            left = tok(q.text[: q.start], add_special_tokens=False)["input_ids"]
+            right = tok(q.text[q.end :], add_special_tokens=False)["input_ids"]
+            a, positions, word_ids = left + [mask_id] + right, [len(left)], [-1]
+        elif len(members) == 1:
+            lo, hi = members[0][1]
+            a = ids[:lo] + [mask_id] + ids[hi:]
+            positions, word_ids = [lo], [ids[lo] if hi - lo == 1 else -1]
+        else:  # fast mode: single-token words, masked in place
+            a = list(ids)
+            positions = [span[0] for _, span, _ in members]
+            word_ids = [ids[p] for p in positions]
+            for p in positions:
+                a[p] = mask_id
+        b = ids if self.context == "with_original" else None
+        limit = (
+            self.max_length if self.mode == "exact" else min(self.max_length, self.fast_max_length)
+        )
+        budget = limit - (3 if b is not None else 2)
+        centre = (positions[0] + positions[-1]) // 2
+        if b is not None and len(a) + len(b) > budget:
+            half = budget // 2
+            a, moved = _window(a, centre, max(half, budget - len(b)))
+            b, _ = _window(b, min(centre, len(b) - 1), budget - len(a))
+        else:
+            a, moved = _window(a, centre, budget)
+        positions = [p - (centre - moved) for p in positions]
+        keep = [j for j, p in enumerate(positions) if 0 <= p < len(a)]
+        input_ids = [cls_id] + a + [sep_id]
+        types = [self.type_id_for(q0.label)] * len(input_ids)
+        if b is not None:
+            input_ids += b + [sep_id]
+            types += [1] * (len(b) + 1)
+        return Copy(
+            input_ids=input_ids,
+            type_ids=types,
+            positions=[positions[j] + 1 for j in keep],
+            word_ids=[word_ids[j] for j in keep],
+            queries=[members[j][0] for j in keep],
+        )
+
+    def _chunks(self, copies: list[list[Copy]]) -> list[list[list[Copy]]]:
+        """Consecutive groups of identical copies, at most `batch_tokens` padded tokens each."""
         chunks, cur = [], []
-        for i in order:
-            length = len(encoded[i][0])
+        for c in copies:
+            length = len(c[0].input_ids)
             if cur and (len(cur) + 1) * length > self.batch_tokens:
                 chunks.append(cur)
                 cur = []
-            cur.append(i)
+            cur.append(c)
         if cur:
             chunks.append(cur)
         return chunks
 
-    def _forward(self, rows) -> list[list[tuple[str, float]]]:
+    def _forward(self, copies: list[Copy]) -> list[list[list[tuple[str, float]]]]:
+        """Candidates for every mask of every copy, one forward pass."""
         import torch
 
-        width = max(len(r[0]) for r in rows)
+        width = max(len(c.input_ids) for c in copies)
         pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        types = torch.zeros((len(rows), width), dtype=torch.long)
-        attn = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, (input_ids, type_ids, _, _) in enumerate(rows):
-            ids[r, : len(input_ids)] = torch.tensor(input_ids)
-            types[r, : len(type_ids)] = torch.tensor(type_ids)
-            attn[r, : len(input_ids)] = 1
-        positions = torch.tensor([r[2] for r in rows])
+        ids = torch.full((len(copies), width), pad, dtype=torch.long)
+        types = torch.zeros((len(copies), width), dtype=torch.long)
+        attn = torch.zeros((len(copies), width), dtype=torch.long)
+        for r, c in enumerate(copies):
+            ids[r, : len(c.input_ids)] = torch.tensor(c.input_ids)
+            types[r, : len(c.type_ids)] = torch.tensor(c.type_ids)
+            attn[r, : len(c.input_ids)] = 1
+        rows = torch.tensor([r for r, c in enumerate(copies) for _ in c.positions])
+        cols = torch.tensor([p for c in copies for p in c.positions])
+        word_ids = torch.tensor([w for c in copies for w in c.word_ids])
         dev = self.device
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.startswith("cuda"))
         with torch.inference_mode(), autocast:
             ids, types, attn = ids.to(dev), types.to(dev), attn.to(dev)
+            rows, cols, word_ids = rows.to(dev), cols.to(dev), word_ids.to(dev)
             if self.head is not None:
                 hidden = self.model.base_model(
                     input_ids=ids, attention_mask=attn, token_type_ids=types
                 ).last_hidden_state
-                at_mask = hidden[torch.arange(len(rows), device=dev), positions.to(dev)]
-                logits = self.head(at_mask)
+                logits = self.head(hidden[rows, cols])
             else:
                 logits = self.model(input_ids=ids, attention_mask=attn, token_type_ids=types).logits
-                logits = logits[torch.arange(len(rows), device=dev), positions.to(dev)]
+                logits = logits[rows, cols]
             logits = logits.float().masked_fill(~self._valid, float("-inf"))
-            word_ids = torch.tensor([r[3] for r in rows], device=dev)
             has_word = word_ids >= 0
             if has_word.any():
-                rows_with = torch.nonzero(has_word).squeeze(1)
-                logits[rows_with, word_ids[has_word]] = float("-inf")
+                masks_with = torch.nonzero(has_word).squeeze(1)
+                logits[masks_with, word_ids[has_word]] = float("-inf")
             k = min(self.top_k + _EXTRA, logits.shape[1])
             scores, idx = torch.topk(logits, k, dim=1)
         self.forward_passes += 1
         scores, idx = scores.cpu().tolist(), idx.cpu().tolist()
-        out = []
+        flat = []
         for srow, irow in zip(scores, idx, strict=True):
             # Rank by score rounded to a fixed precision, ties by token id: the same candidates
             # whatever the padding or batch a query was computed in.
@@ -230,8 +358,61 @@ class MaskedLMCandidates:
                 key=lambda x: (-x[0], x[1]),
             )[: self.top_k]
             toks = self.tokenizer.convert_ids_to_tokens([i for _, i in ranked])
-            out.append([(t, s) for t, (s, _) in zip(toks, ranked, strict=True)])
+            flat.append([(t, s) for t, (s, _) in zip(toks, ranked, strict=True)])
+        out, at = [], 0
+        for c in copies:
+            out.append(flat[at : at + len(c.positions)])
+            at += len(c.positions)
         return out
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One masked input: token ids, mask positions, the masked word ids, and the indices of the
+    queries its masks answer."""
+
+    input_ids: list[int]
+    type_ids: list[int]
+    positions: list[int]
+    word_ids: list[int]
+    queries: list[int]
+
+    @property
+    def key(self) -> tuple:
+        return (tuple(self.input_ids), tuple(self.type_ids), tuple(self.positions))
+
+
+def _quantize(mlm: MaskedLMCandidates, how: str) -> bool:
+    """int8 linear layers with calibrated activation scales: 'auto' = on CPU in fast mode."""
+    if how not in ("auto", "off", "int8"):
+        raise KdaugError(f"quantize must be auto, off or int8, not {how!r}")
+    on_cpu = mlm.device == "cpu"
+    if how == "off" or (how == "auto" and (mlm.mode != "fast" or not on_cpu)):
+        return False
+    if not on_cpu:
+        raise KdaugError("int8 quantisation runs on CPU only; use quantize 'off' on GPU")
+    if not quant.supported():
+        if how == "int8":
+            raise KdaugError("this PyTorch build has no x86/fbgemm int8 kernels")
+        log.warning("no x86/fbgemm int8 kernels in this PyTorch build: MLM stays float32")
+        return False
+    import re
+
+    queries = [
+        MaskQuery(text, m.start(), m.end())
+        for text in quant.calibration_sentences()
+        for m in re.finditer(r"[A-Za-z]{3,}", text)
+        if mlm.is_single_piece(m.group())
+    ]
+    copies = mlm._copies(queries)
+
+    def calibrate() -> None:
+        for chunk in mlm._chunks([[c] for c in copies]):
+            mlm._forward([c[0] for c in chunk])
+
+    quant.quantize_int8(mlm.model, calibrate)
+    mlm.head = getattr(mlm.model, "cls", None) or getattr(mlm.model, "lm_head", None)
+    return True
 
 
 def _window(ids: list[int], pos: int, budget: int) -> tuple[list[int], int]:

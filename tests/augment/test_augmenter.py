@@ -112,3 +112,18 @@ def test_sources_param_restricts(augmenter):
 def test_record_without_eligible_words(augmenter):
     (variants,) = augmenter.augment([Record("x", "It is what it is.")])
     assert len(variants) == 1 and variants[0].variant == 0
+
+
+def test_fast_mode_variants_are_deterministic_and_use_fewer_copies(augmenter, tiny_mlm_dir):
+    fast = Augmenter(
+        AugmentConfig.build(mlm=str(tiny_mlm_dir), n=6, device="cpu", mode="fast"),
+        tagger=augmenter.tagger,
+        vectors=augmenter.vectors,
+    )
+    whole = fast.augment(RECORDS)
+    fast.mlm._cache.clear()
+    assert [fast.augment([r])[0] for r in RECORDS] == whole
+    assert fast.mlm.quantized and fast.mlm.copies < fast.stats["words_mlm"]
+    texts = [v.text_a for variants in whole for v in variants]
+    assert len(texts) > len(RECORDS) and not any("[MASK]" in t for t in texts)
+    assert any(r.source == "mlm" for variants in whole for v in variants for r in v.replacements)

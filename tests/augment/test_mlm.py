@@ -46,10 +46,81 @@ def test_batch_composition_does_not_change_candidates(mlm):
     assert together == alone == small_chunks
 
 
-def test_duplicate_queries_computed_once(mlm):
-    before = mlm.forward_passes
-    a, b = mlm.predict([_q(TEXT, "door"), _q(TEXT, "door")])
-    assert a == b and mlm.forward_passes == before + 1
+def test_duplicate_queries_computed_once_then_cached(mlm):
+    text = "The red door opened onto a quiet garden."
+    passes, hits = mlm.forward_passes, mlm.cache_hits
+    a, b = mlm.predict([_q(text, "garden"), _q(text, "garden")])
+    assert a == b and mlm.forward_passes == passes + 1
+    (c,) = mlm.predict([_q(text, "garden")])
+    assert c == a and mlm.forward_passes == passes + 1 and mlm.cache_hits == hits + 1
+
+
+def test_cache_is_bounded(tiny_mlm_dir):
+    small = MaskedLMCandidates(str(tiny_mlm_dir), device="cpu", top_k=5, cache_size=2)
+    small.predict([_q(TEXT, w) for w in ("opened", "door", "walked", "kitchen")])
+    assert len(small._cache) == 2
+
+
+@pytest.fixture(scope="module")
+def fast(tiny_mlm_dir):
+    return MaskedLMCandidates(str(tiny_mlm_dir), device="cpu", top_k=10, mode="fast")
+
+
+LONG = (
+    "The old captain walked slowly along the quiet harbour while young sailors painted boats, "
+    "repaired heavy nets and carried fresh bread to the small market near the bright lighthouse."
+)
+LONG_WORDS = ("captain", "walked", "quiet", "harbour", "sailors", "painted", "boats", "nets")
+
+
+def test_fast_mode_masks_several_non_adjacent_words_per_copy(fast):
+    queries = [_q(LONG, w) for w in LONG_WORDS if fast.is_single_piece(w)]
+    copies = fast._copies(queries)
+    assert 1 < len(copies) < len(queries)
+    assert sorted(i for c in copies for i in c.queries) == list(range(len(queries)))
+    mask_id = fast.tokenizer.mask_token_id
+    for c in copies:
+        assert [c.input_ids[p] for p in c.positions] == [mask_id] * len(c.positions)
+        gaps = [b - a for a, b in zip(c.positions, c.positions[1:], strict=False)]
+        assert all(g > 1 for g in gaps), "masks of one copy must not be neighbours"
+        assert len(c.positions) <= max(1, int(fast.mask_rate * len(c.input_ids)))
+    cands = fast.predict(queries)
+    for q, row in zip(queries, cands, strict=True):
+        assert row and all(w.lower() != q.text[q.start : q.end].lower() for w, _ in row)
+
+
+def test_fast_mode_is_int8_on_cpu_and_exact_is_not(fast, mlm):
+    assert fast.quantized and not mlm.quantized
+    from augment.candidates.quant import StaticInt8Linear
+
+    layers = [m for m in fast.model.modules() if isinstance(m, StaticInt8Linear)]
+    assert layers and not any(isinstance(m, torch.nn.Linear) for m in fast.model.modules())
+
+
+def test_fast_mode_windows_long_texts(fast):
+    text = " ".join(["word"] * 300) + " the red door opened near the garden gate."
+    (cands,) = fast.predict([_q(text, "door")])
+    (copy,) = fast._copies([_q(text, "door")])
+    assert cands and len(copy.input_ids) <= fast.fast_max_length
+
+
+def test_fast_mode_does_not_depend_on_batch_composition(fast):
+    queries = [_q(LONG, w) for w in LONG_WORDS] + [_q(TEXT, w) for w in ("door", "kitchen")]
+    together = fast.predict(queries)
+    fast._cache.clear()
+    fast.batch_tokens, saved = 128, fast.batch_tokens
+    try:
+        split = fast.predict(queries[:-2]) + fast.predict(queries[-2:])
+    finally:
+        fast.batch_tokens = saved
+    assert together == split
+
+
+def test_bad_mode_and_quantize(tiny_mlm_dir):
+    with pytest.raises(KdaugError):
+        MaskedLMCandidates(str(tiny_mlm_dir), device="cpu", mode="turbo")
+    with pytest.raises(KdaugError):
+        MaskedLMCandidates(str(tiny_mlm_dir), device="cpu", quantize="fp4")
 
 
 def test_long_text_is_windowed(mlm):
@@ -86,3 +157,19 @@ def test_label_conditional_model(tiny_mlm_dir, tmp_path):
         [_q(TEXT, "door", "neg"), _q(TEXT, "door", "pos"), _q(TEXT, "door"), _q(TEXT, "door", "?")]
     )
     assert neg != pos and pos != none and unseen == none
+
+
+def test_fast_mode_answers_every_query_even_with_a_tiny_window(tiny_mlm_dir):
+    narrow = MaskedLMCandidates(
+        str(tiny_mlm_dir),
+        device="cpu",
+        top_k=5,
+        mode="fast",
+        fast_max_length=16,
+        context="with_original",
+        quantize="off",
+    )
+    queries = [_q(LONG, w) for w in LONG_WORDS]
+    assert all(narrow.predict(queries))
+    for c in narrow._copies(queries):
+        assert len(c.input_ids) <= narrow.max_length

@@ -48,3 +48,48 @@ def test_retag_in_context(tagger):
 def test_lexicon_ambiguity(tagger):
     assert tagger.lexicon.ambiguous("run")
     assert not tagger.lexicon.ambiguous("quickly")
+
+
+def _windows(tagger, texts, replacements):
+    """+-4 word windows around every word of the texts, the centre replaced in turn."""
+    out = []
+    for tagged in tagger.tag(texts):
+        words = [w.text for w in tagged.words]
+        for i in range(len(words)):
+            lo, hi = max(0, i - 4), min(len(words), i + 5)
+            for new in replacements:
+                win = list(words[lo:hi])
+                win[i - lo] = new
+                out.append((tuple(win), i - lo))
+    return out
+
+
+def test_centre_tagger_equals_spacy_including_text_edges(tagger):
+    from spacy.tokens import Doc
+
+    from augment.retag import CenterTagger
+
+    texts = [
+        "She opened the door and walked into the kitchen.",
+        "Run!",
+        "The quick brown fox jumps over the lazy dog near the river bank yesterday.",
+        "a charming and often affecting journey",
+    ]
+    windows = _windows(tagger, texts, ["light", "ran", "happily", "Paris", "beautiful"])
+    centre = CenterTagger(tagger.nlp)
+    docs = tagger.nlp.pipe(Doc(tagger.nlp.vocab, words=list(w)) for w, _ in windows)
+    want = [d[c].pos_ for d, (_, c) in zip(docs, windows, strict=True)]
+    assert centre.pos(windows) == want
+    assert len(set(want)) > 3  # the check covers several parts of speech
+
+
+def test_retag_falls_back_to_spacy_when_centre_tagger_disagrees(tagger, monkeypatch):
+    from augment import retag
+
+    tagged = tagger.tag(["She opened the door and walked into the kitchen."])[0]
+    door = next(w for w in tagged.words if w.text == "door")
+    queries = [(tagged, door, "window"), (tagged, door, "quickly")]
+    monkeypatch.setattr(tagger, "_center", None)
+    monkeypatch.setattr(retag.CenterTagger, "verify", lambda self, windows: False)
+    assert tagger.retag_agrees(queries) == [True, False]
+    assert tagger._center is False
