@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 OUT ?= demo-out
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench bench-augment bench-ablation lint clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,17 @@ bench: setup
 	$(BIN)/python benchmarks/pos_agreement.py
 	$(BIN)/python benchmarks/builder.py
 	$(BIN)/python benchmarks/service_load.py --requests 400
+	$(MAKE) bench-augment
+
+# kdaug against the official TinyBERT algorithm, nlpaug and TextAttack (installed here only).
+bench-augment: setup
+	$(BIN)/python -m pip install --quiet --no-deps -r benchmarks/requirements-peers.txt
+	$(BIN)/python benchmarks/augment_speed.py
+
+# Students distilled with and without augmentation (TASK=mrpc|sst2|..., about 30-60 min on CPU).
+TASK ?= mrpc
+bench-ablation: setup
+	$(BIN)/python benchmarks/ablation.py --task $(TASK) --augment-modes exact,fast
 
 lint: setup
 	$(BIN)/ruff check .

@@ -134,15 +134,19 @@ class CenterTagger:
             self._rows, self._table = {}, None
         new = sorted(w for w in words if w not in self._rows)
         if new or self._table is None:
-            # Per-token features only (norm, prefix, suffix, shape, trailing space): one token
-            # per doc, followed by a space as in the windows.
-            docs = [Doc(self.nlp.vocab, words=[w, "."]) for w in new]
-            vecs = [np.asarray(v[0], dtype=np.float32) for v in self.embed.predict(docs)]
+            # The embedding reads per-token features only (norm, prefix, suffix, shape, trailing
+            # space), so one doc of all new words, each followed by a space as in the windows,
+            # gives each word its vector.
+            vecs = np.zeros((0, self.dim), dtype=np.float32)
+            if new:
+                vecs = np.asarray(self.embed.predict([Doc(self.nlp.vocab, words=new)])[0], "f")
+            if len(vecs) != len(new):
+                raise UnsupportedPipeline("the embedding does not give one vector per word")
             for w in new:
                 self._rows[w] = len(self._rows)
             old = self._table[:-1] if self._table is not None else np.zeros((0, self.dim), "f")
             zero = np.zeros((1, self.dim), dtype=np.float32)
-            self._table = np.concatenate([old, *(v[None] for v in vecs), zero])
+            self._table = np.concatenate([old, vecs, zero])
         return self._table
 
     def _coarse(self, word: str, tag: str) -> str:
