@@ -97,7 +97,8 @@ def finetune_teacher(
             metrics = {
                 "task": cfg.spec.name,
                 "base_model": model,
-                "dev": state.dev,
+                "dev": state.best_dev or state.dev,  # the model in best/
+                "last_dev": state.dev,
                 "parameters": count_parameters(net),
                 "stages": {"finetune": record},
             }

@@ -40,6 +40,7 @@ class StageState:
     seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     dev: dict[str, Any] = field(default_factory=dict)  # last dev metrics
+    best_dev: dict[str, Any] = field(default_factory=dict)  # dev metrics of the best/ model
 
 
 def _param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -207,6 +208,7 @@ class StageTrainer:
             log.info("%s step %d dev %s", self.name, self.state.step, metrics)
             if score > self.state.best:
                 self.state.best = score
+                self.state.best_dev = metrics
                 save_model(self.model, self.tokenizer, self.out_dir / "best")
 
         main_only(self.rt, run)

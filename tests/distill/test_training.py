@@ -161,3 +161,23 @@ def test_two_gloo_processes_and_accumulation_match_one(
         assert _same(one, _final_weights(tmp_path / "two", stage), atol=1e-5), stage
         assert _same(one, _final_weights(tmp_path / "accum", stage), atol=1e-5), stage
     assert json.loads((tmp_path / "two" / "metrics.json").read_text())["world_size"] == 2
+
+
+def test_finetune_metrics_describe_the_best_model(
+    tmp_path: Path, make_classifier: Any, write_shards: Any, pairs: list, mrpc_dev: Path
+) -> None:
+    from distill.pipeline import evaluate_model
+
+    base = make_classifier(tmp_path / "base", layers=2)
+    data = write_shards(tmp_path / "aug", pairs)
+    cfg = _cfg(epochs=3).model_copy(update={"eval_every": 3})
+    m = finetune_teacher(cfg, str(base), str(data), [str(mrpc_dev)], tmp_path / "t")
+    history = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert history["dev"] == m["dev"] and "last_dev" in m
+    state = torch.load(ckpt.latest(tmp_path / "t" / "checkpoints" / "finetune") / ckpt.STATE)
+    evals = [h["dev"] for h in state["trainer"]["history"] if "dev" in h]
+    assert len(evals) > 1
+    best = max(evals, key=lambda d: d["dev"]["f1"])  # first of the best, as the trainer keeps
+    assert m["dev"] == best and m["last_dev"] == evals[-1]
+    again = evaluate_model(cfg, str(tmp_path / "t" / "best"), [str(mrpc_dev)])
+    assert {k: again[k] for k in m["dev"]} == m["dev"]
