@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 _DISABLED = ("parser", "ner", "lemmatizer", "senter")
 RETAG_WINDOW = 4
 _VERIFY_WINDOWS = 256
+_VERIFY_TEXTS = 64
 
 # Fine-grained (Penn) tag -> inflection class, per coarse POS.
 _INFLECTION = {
@@ -99,22 +100,42 @@ class Tagger:
         self.pos_tags = frozenset(pos_tags)
         self.stop_words = self.nlp.Defaults.stop_words
         self._lexicon: InflectionLexicon | None = None
-        self._center: CenterTagger | bool | None = None  # None: not tried yet
+        self._center: CenterTagger | bool | None = None  # None: not built yet
+        self._fast_tags: bool | None = None  # None: not verified yet
+        self._fast_retag: bool | None = None
 
     def tag(self, texts: Sequence[str], batch_size: int = 256) -> list[TaggedText]:
+        """Words, POS and eligibility of each text. The numpy tagger (CenterTagger) is used
+        once it has given spaCy's own tags on the first texts; spaCy otherwise."""
+        if self._fast_tags is None and texts:
+            self._fast_tags = False
+            center = self._center_tagger()
+            if center is not None:
+                sample = list(texts[:_VERIFY_TEXTS])
+                want = [[(t.tag_, t.pos_) for t in d] for d in self.nlp.pipe(sample)]
+                got = center.tag_docs(list(self.nlp.tokenizer.pipe(sample)))
+                self._fast_tags = want == got
+                if not self._fast_tags:
+                    log.warning("numpy tagger disagrees with spaCy; tagging with spaCy")
+        if self._fast_tags:
+            docs = list(self.nlp.tokenizer.pipe(texts, batch_size=batch_size))
+            tags = self._center.tag_docs(docs)
+        else:
+            docs = list(self.nlp.pipe(texts, batch_size=batch_size))
+            tags = [[(t.tag_, t.pos_) for t in d] for d in docs]
         out = []
-        for text, doc in zip(texts, self.nlp.pipe(texts, batch_size=batch_size), strict=True):
+        for text, doc, dtags in zip(texts, docs, tags, strict=True):
             words = tuple(
                 Word(
                     index=t.i,
                     text=t.text,
                     start=t.idx,
                     end=t.idx + len(t.text),
-                    pos=t.pos_,
-                    tag=t.tag_,
-                    eligible=self._eligible(t.text, t.pos_, t.is_stop),
+                    pos=pos,
+                    tag=tag,
+                    eligible=self._eligible(t.text, pos, t.is_stop),
                 )
-                for t in doc
+                for t, (tag, pos) in zip(doc, dtags, strict=True)
             )
             out.append(TaggedText(text, words))
         return out
@@ -150,22 +171,27 @@ class Tagger:
         pos = self._retag(list(keys), batch_size)
         return [pos[k] == word.pos for k, (_, word, _) in zip(spans, queries, strict=True)]
 
+    def _center_tagger(self) -> CenterTagger | None:
+        """The pipeline's numpy twin, built once; None when the pipeline is not the CNN one."""
+        if self._center is None:
+            try:
+                self._center = CenterTagger(self.nlp)
+            except UnsupportedPipeline as exc:
+                log.info("tagging with spaCy only: %s", exc)
+                self._center = False
+        return self._center or None
+
     def _retag(self, windows: list[tuple[tuple[str, ...], int]], batch_size: int) -> list[str]:
         """Coarse POS of each window's centre word: CenterTagger when it reproduces spaCy on the
         first windows it sees, else spaCy itself."""
         from spacy.tokens import Doc
 
-        if self._center is None and windows:
-            self._center = False
-            try:
-                center = CenterTagger(self.nlp)
-                if center.verify(windows[:_VERIFY_WINDOWS]):
-                    self._center = center
-                else:
-                    log.warning("centre-only re-tagger disagrees with spaCy; using spaCy")
-            except UnsupportedPipeline as exc:
-                log.info("re-tagging with spaCy: %s", exc)
-        if self._center:
+        if self._fast_retag is None and windows:
+            center = self._center_tagger()
+            self._fast_retag = bool(center and center.verify(windows[:_VERIFY_WINDOWS]))
+            if center and not self._fast_retag:
+                log.warning("centre-only re-tagger disagrees with spaCy; using spaCy")
+        if self._fast_retag:
             return self._center.pos(windows)
         docs = self.nlp.pipe(
             (Doc(self.nlp.vocab, words=list(words)) for words, _ in windows), batch_size=batch_size

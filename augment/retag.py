@@ -20,6 +20,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 Window = tuple[tuple[str, ...], int]  # (words, index of the centre word)
+# What a token's embedding depends on: text, followed by a space, and its norm when the
+# tokenizer set one apart from the word's own (special cases such as "'ve" -> "have").
+Key = tuple[str, bool, str | None]
 _MAX_WORDS = 500_000
 
 
@@ -72,33 +75,71 @@ class CenterTagger:
         self.tags = list(nlp.get_pipe("tagger").labels)
         self._rest = [(n, p) for n, p in nlp.pipeline if n not in ("tok2vec", "tagger")]
         self.dim = self.layers[0][2].shape[0]
-        self._rows: dict[str, int] = {}
+        self._rows: dict[Key, int] = {}
         self._table: np.ndarray | None = None
         self._pos: dict[tuple[str, str], str] = {}
 
     # public ------------------------------------------------------------------------------
     def pos(self, windows: Sequence[Window]) -> list[str]:
-        """Coarse POS of each window's centre word."""
+        """Coarse POS of each window's centre word (every word followed by a space)."""
         if not windows:
             return []
         r = self.reach
-        width = 2 * r + 1
-        table = self._embed_words({w for words, _ in windows for w in words})
+        table = self._embed({(w, True, None) for words, _ in windows for w in words})
         rows = self._rows
-        zero = len(table) - 1  # the last table row is all zeros: positions outside the text
-        idx = np.full((len(windows), width), zero, dtype=np.int64)
+        idx = np.full((len(windows), 2 * r + 1), len(table) - 1, dtype=np.int64)
         for i, (words, centre) in enumerate(windows):
             lo = max(0, centre - r)
             hi = min(len(words), centre + r + 1)
             off = r - (centre - lo)
-            idx[i, off : off + hi - lo] = [rows[w] for w in words[lo:hi]]
+            idx[i, off : off + hi - lo] = [rows[(w, True, None)] for w in words[lo:hi]]
+        tags = self._tags(table, idx)[:, 0]
+        return [
+            self._coarse(words[centre], self.tags[t])
+            for (words, centre), t in zip(windows, tags, strict=True)
+        ]
+
+    def tag_docs(self, docs: Sequence) -> list[list[tuple[str, str]]]:
+        """(fine tag, coarse POS) of every token of tokenised spaCy docs, as the pipeline's
+        tok2vec + tagger + attribute ruler would give them."""
+        r = self.reach
+        out: list[list[tuple[str, str]]] = [[] for _ in docs]
+        order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
+        for start in range(0, len(order), 64):  # texts of similar length together
+            group = [i for i in order[start : start + 64] if len(docs[i])]
+            if not group:
+                continue
+            keys = [[_key(t) for t in docs[i]] for i in group]
+            table = self._embed({k for ks in keys for k in ks})
+            rows = self._rows
+            longest = max(len(ks) for ks in keys)
+            idx = np.full((len(group), longest + 2 * r), len(table) - 1, dtype=np.int64)
+            for j, ks in enumerate(keys):
+                idx[j, r : r + len(ks)] = [rows[k] for k in ks]
+            tags = self._tags(table, idx)
+            for j, i in enumerate(group):
+                fine = [self.tags[t] for t in tags[j, : len(docs[i])]]
+                out[i] = [(f, self._coarse(t.text, f)) for t, f in zip(docs[i], fine, strict=True)]
+        return out
+
+    def verify(self, windows: Sequence[Window]) -> bool:
+        """Does this give spaCy's POS on these windows?"""
+        from spacy.tokens import Doc
+
+        docs = [Doc(self.nlp.vocab, words=list(words)) for words, _ in windows]
+        want = [d[c].pos_ for d, (_, c) in zip(self.nlp.pipe(docs), windows, strict=True)]
+        return want == self.pos(windows)
+
+    # internals ---------------------------------------------------------------------------
+    def _tags(self, table: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Tag ids at positions reach .. width-1-reach of each row of embedding-table indices.
+        Positions outside the text hold the zero row and then go through the layers like any
+        other: spaCy pads each text with as many zero rows as the receptive field."""
         x = table[idx]
         w = self.window
+        width = idx.shape[1]
         for k, (W, b, G, lb) in enumerate(self.layers, start=1):
-            # Positions k*w .. width-1-k*w still matter for the centre after layer k. Positions
-            # outside the text start as zeros and then go through the layers like any other:
-            # spaCy pads each text with as many zero rows as the receptive field.
-            n_out = width - 2 * k * w
+            n_out = width - 2 * k * w  # positions that still matter after layer k
             cols = np.concatenate([x[:, j : j + n_out] for j in range(2 * w + 1)], axis=2)
             n_o = G.shape[0]
             flat = cols.reshape(-1, W.shape[0]) @ W + b
@@ -110,40 +151,29 @@ class CenterTagger:
             var = h.var(axis=2, keepdims=True)
             h = (h - mu) / np.sqrt(var + 1e-08) * G + lb
             x = x[:, w : w + n_out] + h
-        scores = x[:, 0] @ self.out_W.T + self.out_b
-        tags = [self.tags[j] for j in scores.argmax(axis=1)]
-        return [
-            self._coarse(words[centre], tag)
-            for (words, centre), tag in zip(windows, tags, strict=True)
-        ]
+        return (x @ self.out_W.T + self.out_b).argmax(axis=2)
 
-    def verify(self, windows: Sequence[Window]) -> bool:
-        """Does this give spaCy's POS on these windows?"""
-        from spacy.tokens import Doc
-
-        docs = [Doc(self.nlp.vocab, words=list(words)) for words, _ in windows]
-        want = [d[c].pos_ for d, (_, c) in zip(self.nlp.pipe(docs), windows, strict=True)]
-        return want == self.pos(windows)
-
-    # internals ---------------------------------------------------------------------------
-    def _embed_words(self, words: set[str]) -> np.ndarray:
-        """The embedding table with a row for each of `words` (and a zero row last)."""
+    def _embed(self, keys: set[Key]) -> np.ndarray:
+        """The embedding table with a row for each key and a zero row last."""
         from spacy.tokens import Doc
 
         if len(self._rows) > _MAX_WORDS:  # bound memory on endless streams
             self._rows, self._table = {}, None
-        new = sorted(w for w in words if w not in self._rows)
+        new = sorted(k for k in keys if k not in self._rows)
         if new or self._table is None:
-            # The embedding reads per-token features only (norm, prefix, suffix, shape, trailing
-            # space), so one doc of all new words, each followed by a space as in the windows,
-            # gives each word its vector.
+            # The embedding reads per-token features only (norm, prefix, suffix, shape,
+            # trailing space), so one doc of all new tokens gives each its vector.
             vecs = np.zeros((0, self.dim), dtype=np.float32)
             if new:
-                vecs = np.asarray(self.embed.predict([Doc(self.nlp.vocab, words=new)])[0], "f")
+                doc = Doc(self.nlp.vocab, words=[k[0] for k in new], spaces=[k[1] for k in new])
+                for token, (_, _, norm) in zip(doc, new, strict=True):
+                    if norm is not None:
+                        token.norm_ = norm
+                vecs = np.asarray(self.embed.predict([doc])[0], "f")
             if len(vecs) != len(new):
                 raise UnsupportedPipeline("the embedding does not give one vector per word")
-            for w in new:
-                self._rows[w] = len(self._rows)
+            for k in new:
+                self._rows[k] = len(self._rows)
             old = self._table[:-1] if self._table is not None else np.zeros((0, self.dim), "f")
             zero = np.zeros((1, self.dim), dtype=np.float32)
             self._table = np.concatenate([old, vecs, zero])
@@ -162,3 +192,8 @@ class CenterTagger:
                 doc = proc(doc)
             pos = self._pos[key] = doc[0].pos_
         return pos
+
+
+def _key(token) -> Key:
+    norm = token.norm_
+    return (token.text, bool(token.whitespace_), None if norm == token.lex.norm_ else norm)

@@ -430,55 +430,22 @@ def run_kdaug(aug, records: list, warm: list) -> tuple[float, list, list]:
     return seconds, out, captured
 
 
-def encode_exact(mlm, queries: Sequence) -> list[tuple[list[int], list[int], int]]:
-    """(input ids, token type ids, mask position) of exact mode's masked copy for each query:
-    `[CLS] text-with-[MASK] [SEP]`, a window around the mask for long texts."""
-    tok = mlm.tokenizer
-    texts = list(dict.fromkeys(q.text for q in queries))
-    enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)
-    pairs = zip(enc["input_ids"], enc["offset_mapping"], strict=True)
-    by_text = dict(zip(texts, pairs, strict=True))
-    budget = mlm.max_length - 2
-    out = []
-    for q in queries:
-        ids, offs = by_text[q.text]
-        inside = [k for k, (s, e) in enumerate(offs) if s >= q.start and e <= q.end and e > s]
-        if inside and offs[inside[0]][0] == q.start and offs[inside[-1]][1] == q.end:
-            a, pos = ids[: inside[0]] + [tok.mask_token_id] + ids[inside[-1] + 1 :], inside[0]
-        else:
-            left = tok(q.text[: q.start], add_special_tokens=False)["input_ids"]
-            right = tok(q.text[q.end :], add_special_tokens=False)["input_ids"]
-            a, pos = left + [tok.mask_token_id] + right, len(left)
-        if len(a) > budget:
-            lo = max(0, min(pos - budget // 2, len(a) - budget))
-            a, pos = a[lo : lo + budget], pos - lo
-        input_ids = [tok.cls_token_id] + a + [tok.sep_token_id]
-        type_id = mlm.type_id_for(q.label) if hasattr(mlm, "type_id_for") else 0
-        out.append((input_ids, [type_id] * len(input_ids), pos + 1))
-    return out
-
-
 def time_floor(mlm, queries: Sequence, top_k: int, repeats: int = 3) -> dict:
-    """Seconds of only the forward passes for the unique masked copies of `queries`: the
-    length-sorted batches of at most `batch_tokens` padded tokens that exact mode packs, built
-    before the clock starts; encoder, vocabulary head at the masks, top-k. Best of `repeats`."""
+    """Seconds of only the forward passes for the unique masked copies of `queries`: exact
+    mode's copies, packed by kdaug's own rule over the whole run (sorted by length, bounded
+    padded tokens and length spread), built before the clock starts; encoder, vocabulary head at
+    the masks, top-k. Best of `repeats`."""
     import torch
 
-    encoded = encode_exact(mlm, list(dict.fromkeys(queries)))
-    order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i][0]), i))
-    chunks, cur = [], []
-    for i in order:
-        if cur and (len(cur) + 1) * len(encoded[i][0]) > mlm.batch_tokens:
-            chunks.append(cur)
-            cur = []
-        cur.append(i)
-    if cur:
-        chunks.append(cur)
+    copies = mlm._copies(list(dict.fromkeys(queries)))
+    order = sorted(copies, key=lambda c: len(c.input_ids))
+    chunks = [[same[0] for same in chunk] for chunk in mlm._chunks([[c] for c in order])]
+    encoded = [(c.input_ids, c.type_ids, c.positions[0]) for c in copies]
     dev = mlm.device
     pad = mlm.tokenizer.pad_token_id or 0
     batches = []
     for chunk in chunks:
-        rows = [encoded[i] for i in chunk]
+        rows = [(c.input_ids, c.type_ids, c.positions[0]) for c in chunk]
         width = max(len(r[0]) for r in rows)
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
         types_ = torch.zeros((len(rows), width), dtype=torch.long)

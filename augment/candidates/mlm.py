@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _EXTRA = 8  # candidates fetched beyond top_k so that re-ranking with rounded scores is stable
 _SCORE_DECIMALS = 3
+_LENGTH_SPREAD = 1.15
 
 
 @dataclass(frozen=True)
@@ -295,11 +296,16 @@ class MaskedLMCandidates:
         )
 
     def _chunks(self, copies: list[list[Copy]]) -> list[list[list[Copy]]]:
-        """Consecutive groups of identical copies, at most `batch_tokens` padded tokens each."""
+        """Forward passes over length-sorted groups of identical copies: at most `batch_tokens`
+        padded tokens each, and lengths within 15% (+2) of the pass's shortest, so that padding
+        stays under about a tenth of the tokens computed."""
         chunks, cur = [], []
         for c in copies:
             length = len(c[0].input_ids)
-            if cur and (len(cur) + 1) * length > self.batch_tokens:
+            if cur and (
+                (len(cur) + 1) * length > self.batch_tokens
+                or length > len(cur[0][0].input_ids) * _LENGTH_SPREAD + 2
+            ):
                 chunks.append(cur)
                 cur = []
             cur.append(c)

@@ -89,7 +89,25 @@ def test_retag_falls_back_to_spacy_when_centre_tagger_disagrees(tagger, monkeypa
     tagged = tagger.tag(["She opened the door and walked into the kitchen."])[0]
     door = next(w for w in tagged.words if w.text == "door")
     queries = [(tagged, door, "window"), (tagged, door, "quickly")]
-    monkeypatch.setattr(tagger, "_center", None)
+    monkeypatch.setattr(tagger, "_fast_retag", None)
     monkeypatch.setattr(retag.CenterTagger, "verify", lambda self, windows: False)
     assert tagger.retag_agrees(queries) == [True, False]
-    assert tagger._center is False
+    assert tagger._fast_retag is False
+
+
+def test_numpy_tagging_equals_spacy_on_real_text(tagger):
+    texts = [
+        "She  opened the DOOR and walked in;  nobody noticed.",
+        " Leading space, trailing space ",
+        "It's a well-made, funny film -- and I'd see it again!",
+        "Cats chase mice.",
+        "",
+    ]
+    center = tagger._center_tagger()
+    assert center is not None
+    got = center.tag_docs(list(tagger.nlp.tokenizer.pipe(texts)))
+    want = [[(t.tag_, t.pos_) for t in d] for d in tagger.nlp.pipe(texts)]
+    assert got == want
+    tagged = tagger.tag(texts)
+    assert [[(w.tag, w.pos) for w in t.words] for t in tagged] == want
+    assert tagger._fast_tags is True
