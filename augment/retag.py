@@ -94,10 +94,9 @@ class CenterTagger:
             off = r - (centre - lo)
             idx[i, off : off + hi - lo] = [rows[(w, True, None)] for w in words[lo:hi]]
         tags = self._tags(table, idx)[:, 0]
-        return [
-            self._coarse(words[centre], self.tags[t])
-            for (words, centre), t in zip(windows, tags, strict=True)
-        ]
+        return self._coarse(
+            [(words[c], self.tags[t]) for (words, c), t in zip(windows, tags, strict=True)]
+        )
 
     def tag_docs(self, docs: Sequence) -> list[list[tuple[str, str]]]:
         """(fine tag, coarse POS) of every token of tokenised spaCy docs, as the pipeline's
@@ -117,9 +116,15 @@ class CenterTagger:
             for j, ks in enumerate(keys):
                 idx[j, r : r + len(ks)] = [rows[k] for k in ks]
             tags = self._tags(table, idx)
+            fine = [[self.tags[t] for t in tags[j, : len(docs[i])]] for j, i in enumerate(group)]
+            pairs = [
+                (t.text, f)
+                for j, i in enumerate(group)
+                for t, f in zip(docs[i], fine[j], strict=True)
+            ]
+            coarse = iter(self._coarse(pairs))
             for j, i in enumerate(group):
-                fine = [self.tags[t] for t in tags[j, : len(docs[i])]]
-                out[i] = [(f, self._coarse(t.text, f)) for t, f in zip(docs[i], fine, strict=True)]
+                out[i] = [(f, next(coarse)) for f in fine[j]]
         return out
 
     def verify(self, windows: Sequence[Window]) -> bool:
@@ -179,19 +184,24 @@ class CenterTagger:
             self._table = np.concatenate([old, vecs, zero])
         return self._table
 
-    def _coarse(self, word: str, tag: str) -> str:
-        """The pipeline's coarse POS for a word with this fine tag (attribute ruler et al.)."""
-        key = (word.lower(), tag)
-        pos = self._pos.get(key)
-        if pos is None:
-            from spacy.tokens import Doc
+    def _coarse(self, pairs: Sequence[tuple[str, str]]) -> list[str]:
+        """The pipeline's coarse POS for each (word, fine tag), as its attribute ruler sets it.
+        Only single-token patterns set POS (the others need a parser or set lemmas), so the
+        words not seen before are mapped together in one doc."""
+        from spacy.tokens import Doc
 
-            doc = Doc(self.nlp.vocab, words=[word])
-            doc[0].tag_ = tag
+        if len(self._pos) > _MAX_WORDS:
+            self._pos = {}
+        new = list(dict.fromkeys(k for w, t in pairs if (k := (w.lower(), t)) not in self._pos))
+        if new:
+            doc = Doc(self.nlp.vocab, words=[w for w, _ in new])
+            for token, (_, tag) in zip(doc, new, strict=True):
+                token.tag_ = tag
             for _, proc in self._rest:
                 doc = proc(doc)
-            pos = self._pos[key] = doc[0].pos_
-        return pos
+            for token, key in zip(doc, new, strict=True):
+                self._pos[key] = token.pos_
+        return [self._pos[(w.lower(), t)] for w, t in pairs]
 
 
 def _key(token) -> Key:
