@@ -107,7 +107,7 @@ class AugmentConfig(BaseModel):
     vectors_limit: int = Field(100_000, ge=100, description="search the N most frequent words")
 
     # execution
-    batch_size: int = Field(64, ge=1, le=100_000, description="records per augmenter batch")
+    batch_size: int = Field(256, ge=1, le=100_000, description="records per augmenter batch")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'")
 
     @field_validator("pos_tags")
