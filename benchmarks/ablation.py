@@ -41,6 +41,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+if str(REPO / "benchmarks") not in sys.path:
+    sys.path.insert(0, str(REPO / "benchmarks"))  # machine_info, when loaded from elsewhere
 
 from distill.tasks import TaskError, TaskSpec, get_task  # noqa: E402
 
@@ -261,18 +263,11 @@ def machine(threads: int | None, load: tuple[float, ...]) -> dict[str, Any]:
     from importlib import metadata
 
     import torch
+    from machine_info import cpu_model
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "torch_threads": threads or torch.get_num_threads(),
         "gpu": gpu,

@@ -545,17 +545,11 @@ def topk_overlap(exact_mlm, fast_mlm, queries: Sequence, top_k: int) -> float | 
 # report ------------------------------------------------------------------------------------
 def machine(args: argparse.Namespace) -> dict:
     import torch
+    from machine_info import cpu_model
 
     from augment import __version__
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     versions = {"python": platform.python_version(), "kdaug": __version__}
     from importlib import metadata
 
