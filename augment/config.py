@@ -30,6 +30,22 @@ def validated(model: type[BaseModel], settings: dict[str, Any], what: str) -> An
         raise ConfigError(f"invalid {what} setting: " + "; ".join(parts)) from None
 
 
+def read_settings(path: str | Path) -> dict[str, Any]:
+    """The mapping of settings in a YAML file, or a one-line ConfigError saying what is wrong."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping of settings")
+    return data
+
+
 class AugmentConfig(BaseModel):
     """Settings of the POS-guided word-replacement augmenter (defaults follow TinyBERT)."""
 
@@ -148,17 +164,7 @@ class AugmentConfig(BaseModel):
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> AugmentConfig:
         """Load a YAML mapping of settings; `overrides` (e.g. from flags) win over the file."""
-        import yaml
-
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {p} must hold a mapping of settings")
+        data = read_settings(path)
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.build(**data)
 

@@ -440,7 +440,6 @@ def time_floor(mlm, queries: Sequence, top_k: int, repeats: int = 3) -> dict:
     copies = mlm._copies(list(dict.fromkeys(queries)))
     order = sorted(copies, key=lambda c: len(c.input_ids))
     chunks = [[same[0] for same in chunk] for chunk in mlm._chunks([[c] for c in order])]
-    encoded = [(c.input_ids, c.type_ids, c.positions[0]) for c in copies]
     dev = mlm.device
     pad = mlm.tokenizer.pad_token_id or 0
     batches = []
@@ -485,7 +484,7 @@ def time_floor(mlm, queries: Sequence, top_k: int, repeats: int = 3) -> dict:
                 forward(*b)
             sync()
             times.append(time.perf_counter() - t0)
-    return {"seconds": min(times), "copies": len(encoded), "passes": len(batches), "times": times}
+    return {"seconds": min(times), "copies": len(copies), "passes": len(batches), "times": times}
 
 
 # quality -----------------------------------------------------------------------------------

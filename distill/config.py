@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from augment.config import ConfigError, validated
+from augment.config import read_settings, validated
 from distill.tasks import TaskError, TaskSpec, custom_task, get_task
 
 STAGES = ("finetune", "intermediate", "prediction")
@@ -156,19 +156,7 @@ class DistillConfig(BaseModel):
     ) -> DistillConfig:
         """YAML file (optional), then `overrides`, then `stage_overrides` applied to every stage;
         None values in the overrides are ignored (an unset flag keeps the file's value)."""
-        data: dict[str, Any] = {}
-        if path:
-            import yaml
-
-            p = Path(path)
-            if not p.is_file():
-                raise ConfigError(f"config file not found: {p}")
-            try:
-                data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
-            if not isinstance(data, dict):
-                raise ConfigError(f"config file {p} must hold a mapping of settings")
+        data: dict[str, Any] = read_settings(path) if path else {}
         data.update({k: v for k, v in overrides.items() if v is not None})
         stage_set = {k: v for k, v in stage_overrides.items() if v is not None}
         for stage in STAGES:

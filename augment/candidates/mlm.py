@@ -6,8 +6,8 @@ once per copy and the vocabulary projection only at the masked positions.
 
 Fast mode changes the method, not only the engineering: the words of a text are masked together,
 several non-adjacent words per copy (at most `mask_rate` of its tokens), each copy cut to a
-`fast_max_length` window around its masks, and on CPU the model runs with int8 dynamic
-quantisation of its linear layers. Its quality cost against exact mode is measured by
+`fast_max_length` window around its masks, and on CPU the model's linear layers run in int8
+with activation scales calibrated once at load (`quant.py`). Its quality cost against exact mode is measured by
 `benchmarks/augment_speed.py`.
 
 In both modes identical copies (repeated texts, as MNLI premises and QQP questions are) are
