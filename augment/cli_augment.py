@@ -92,7 +92,13 @@ def register(sub) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="discard existing output (needed when the config or input changed)",
+        help="replace existing output (needed when the config or input changed); only files "
+        "the output's manifest lists are deleted",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with an error when the build has warnings (every row rejected)",
     )
     add_config_flags(p)
     p.set_defaults(func=cmd_augment)
@@ -153,6 +159,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
         executor=args.executor,
         address=args.address,
         overwrite=args.overwrite,
+        strict=args.strict,
     )
     build(spec)
     return 0

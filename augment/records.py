@@ -55,6 +55,7 @@ class Reject:
     reason: str
     id: str | None = None
     raw: dict[str, Any] | None = None
+    line: int | None = None  # 1-based line of the file where the row starts (csv, tsv, jsonl)
 
     def to_row(self) -> dict[str, Any]:
         return asdict(self)

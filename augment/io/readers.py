@@ -1,7 +1,11 @@
 """Stream records from csv / tsv / jsonl / parquet files or Hugging Face datasets, with column
 mapping and GLUE presets.
 
-Every data row becomes either a Record or a Reject (with its reason): nothing is dropped silently.
+Every physical data row becomes either a Record or a Reject (with its reason): nothing is dropped
+silently. Text files are read as bytes and cut into lines at b"\\n" only, and each line is decoded
+on its own, so bytes that are not UTF-8 reject exactly the row that holds them (a decoder working
+in chunks would discard the rows around them). `count_input_rows` counts the rows again by a
+separate mechanism; the builder fails a run whose reading does not match it.
 """
 
 from __future__ import annotations
@@ -9,29 +13,46 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
+import math
+import re
+import reprlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from augment.errors import InputError
 from augment.records import Record, Reject
 
+log = logging.getLogger(__name__)
+
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "hf")
+FILE_FORMATS = ("csv", "tsv", "jsonl", "parquet")
 # Files that mark a directory written by `datasets` (save_to_disk).
 HF_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+PREVIEW = 1000  # characters of an unreadable row kept in its reject
 
 
 @dataclass(frozen=True)
 class Columns:
-    """Where the fields are. Column names, or 0-based indices for files without a header."""
+    """Where the fields are. Column names, or 0-based indices for files without a header.
+
+    `task` names a GLUE preset whose label set is enforced (see TASK_LABELS)."""
 
     text_a: str | int = "text"
     text_b: str | int | None = None
     label: str | int | None = None
     id: str | int | None = None
     header: bool = True
+    task: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.task is not None and self.task not in GLUE_PRESETS:
+            raise InputError(
+                f"unknown task preset {self.task!r}; choose from {sorted(GLUE_PRESETS)}"
+            )
 
 
 # Column layouts of the GLUE tsv files (their label strings are passed through unchanged).
@@ -46,6 +67,25 @@ GLUE_PRESETS: dict[str, Columns] = {
     "rte": Columns("sentence1", "sentence2", label="label", id="index"),
     "wnli": Columns("sentence1", "sentence2", label="label", id="index"),
 }
+# The labels a preset accepts: the values of the GLUE files, and the label names and class
+# indices of Hugging Face `datasets` (the values `distill` maps to targets). None: a regression
+# score in STSB_RANGE. An integer -1, `datasets`' label of a test split's rows, is accepted as
+# "no label", and so are rows of a file without the label column (GLUE test files).
+TASK_LABELS: dict[str, tuple[str, ...] | None] = {
+    "sst2": ("0", "1", "negative", "positive"),
+    "cola": ("0", "1", "unacceptable", "acceptable"),
+    "mrpc": ("0", "1", "not_equivalent", "equivalent"),
+    "stsb": None,
+    "qqp": ("0", "1", "not_duplicate", "duplicate"),
+    "mnli": ("entailment", "neutral", "contradiction", "0", "1", "2"),
+    "qnli": ("entailment", "not_entailment", "0", "1"),
+    "rte": ("entailment", "not_entailment", "0", "1"),
+    "wnli": ("0", "1", "not_entailment", "entailment"),
+}
+STSB_RANGE = (0.0, 5.0)
+UNLABELED = -1
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_BOM = b"\xef\xbb\xbf"
 
 
 def columns_for(
@@ -55,12 +95,13 @@ def columns_for(
     label: str | None = None,
     id: str | None = None,
 ) -> Columns:
-    """A GLUE preset (if named) with any explicitly given column names applied on top."""
+    """A GLUE preset (if named; its labels are then checked) with any explicitly given column
+    names applied on top."""
     if task:
         key = task.lower().replace("-", "")
         if key not in GLUE_PRESETS:
             raise InputError(f"unknown task preset {task!r}; choose from {sorted(GLUE_PRESETS)}")
-        cols = GLUE_PRESETS[key]
+        cols = replace(GLUE_PRESETS[key], task=key)
     else:
         cols = Columns()
     given = {"text_a": text, "text_b": text_b, "label": label, "id": id}
@@ -98,6 +139,11 @@ def resolve_format(path: str | Path, fmt: str | None = None) -> str:
         raise InputError(f"unknown input format {fmt!r}; choose from {list(FORMATS)}")
     if not path.exists() and fmt != "hf":
         raise InputError(f"input not found: {path} (for a hub dataset pass --format hf)")
+    if fmt in FILE_FORMATS and path.is_dir():
+        raise InputError(
+            f"{path} is a directory, but --format {fmt} reads one file "
+            "(a dataset saved with save_to_disk is --format hf)"
+        )
     return fmt or detect_format(path)
 
 
@@ -114,126 +160,434 @@ def read_records(
     if fmt == "hf":
         source = _hf_rows(open_hf_dataset(str(path), split), columns, path)
     else:
-        rows = {"csv": _csv_rows, "tsv": _csv_rows, "jsonl": _jsonl_rows, "parquet": _parquet_rows}
-        source = rows[fmt](path, columns, fmt)
-    for n, raw in enumerate(source):
+        rows = {"csv": _csv_rows, "tsv": _tsv_rows, "jsonl": _jsonl_rows, "parquet": _parquet_rows}
+        source = rows[fmt](path, columns)
+    for n, item in enumerate(source):
         if n < start:
             continue
-        yield raw if isinstance(raw, Reject) else to_record(n, raw, columns)
+        yield item if isinstance(item, Reject) else to_record(n, item[1], columns, item[0])
 
 
-def to_record(row: int, raw: dict[Any, Any], cols: Columns) -> Record | Reject:
-    """Map one raw row to a Record, or say why it cannot be one."""
+# --- one raw row to a record -------------------------------------------------------------------
 
-    def get(key):
-        value = raw.get(key)
-        return None if value is None else str(value) if not isinstance(value, str) else value
 
-    text_a = get(cols.text_a)
-    rid = get(cols.id) if cols.id is not None else str(row)
-    reason = None
-    if text_a is None or not text_a.strip():
-        reason = f"empty or missing text in column {cols.text_a!r}"
-    text_b = get(cols.text_b) if cols.text_b is not None else None
-    if cols.text_b is not None and (text_b is None or not text_b.strip()):
-        reason = reason or f"empty or missing text in column {cols.text_b!r}"
-    if cols.id is not None and (rid is None or not rid.strip()):
-        reason = reason or f"empty or missing id in column {cols.id!r}"
-    if reason:
-        return Reject(row, reason, rid, _jsonable(raw))
-    label = get(cols.label) if cols.label is not None else None
+class _Undecodable:
+    """A string value of a Parquet / Arrow column whose bytes are not UTF-8."""
+
+    def __init__(self, exc: UnicodeDecodeError) -> None:
+        data = bytes(exc.object)
+        self.reason = f"not valid UTF-8 at byte offset {exc.start} (0x{data[exc.start]:02x})"
+        self.preview = data[:PREVIEW].decode("utf-8", "backslashreplace")
+
+
+class _Bad(Exception):
+    """Why one field cannot be used (internal: becomes the reject's reason)."""
+
+
+def to_record(
+    row: int, raw: dict[Any, Any], cols: Columns, line: int | None = None
+) -> Record | Reject:
+    """Map one raw row to a Record, or say why it cannot be one: a missing or empty (or NUL-only)
+    text, a value of the wrong type (an object, list, number or bytes where text is expected), a
+    lone surrogate, or a label outside the task's label set."""
+    rid: str | None = str(row)
+    try:
+        if cols.id is not None:
+            rid = None
+            rid = _id_value(raw, cols.id)
+        text_a = _text_value(raw, cols.text_a)
+        text_b = _text_value(raw, cols.text_b) if cols.text_b is not None else None
+        label = _label_value(raw, cols) if cols.label is not None else None
+    except _Bad as bad:
+        if rid is None:  # the id itself is unusable: keep a printable form of it, if any
+            rid = _printable_id(raw.get(cols.id))
+        return Reject(row, str(bad), rid, _jsonable(raw), line)
     return Record(rid, text_a, text_b, label)
 
 
+def _printable_id(value: Any) -> str | None:
+    if isinstance(value, str):
+        return _safe(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "bytes"
+    name = {dict: "dict", list: "list", tuple: "list"}.get(type(value), type(value).__name__)
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _check_unicode(value: str, key: str | int, what: str) -> str:
+    m = _SURROGATE.search(value)
+    if m:
+        raise _Bad(
+            f"{what} in column {key!r} holds a lone surrogate (U+{ord(m.group()):04X} at "
+            f"character {m.start()}), which is not valid Unicode"
+        )
+    return value
+
+
+def _text_value(raw: dict[Any, Any], key: str | int) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str):
+        if isinstance(value, _Undecodable):
+            raise _Bad(f"text in column {key!r} is {value.reason}")
+        if value is not None:
+            raise _Bad(f"column {key!r} holds {_kind(value)}, expected a string")
+    if value is None or not value.replace("\x00", "").strip():
+        raise _Bad(f"empty or missing text in column {key!r}")
+    return _check_unicode(value, key, "text")
+
+
+def _id_value(raw: dict[Any, Any], key: str | int) -> str:
+    value = raw.get(key)
+    if isinstance(value, _Undecodable):
+        raise _Bad(f"id in column {key!r} is {value.reason}")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if value is not None and not isinstance(value, str):
+        raise _Bad(f"column {key!r} holds {_kind(value)}, expected a string or an integer id")
+    if value is None or not value.replace("\x00", "").strip():
+        raise _Bad(f"empty or missing id in column {key!r}")
+    return _check_unicode(value, key, "id")
+
+
+def _label_value(raw: dict[Any, Any], cols: Columns) -> str | None:
+    key = cols.label
+    value = raw.get(key)
+    if isinstance(value, str):
+        text = _check_unicode(value, key, "label")
+    elif value is None:
+        if cols.task and key in raw:  # a null label in a labelled file
+            raise _Bad(f"empty label in column {key!r}; {_allowed(cols.task)}")
+        return None  # no label column (a test split), or a row without the key
+    elif isinstance(value, int):  # bool included: "True" / "False"
+        if cols.task and value == UNLABELED and not isinstance(value, bool):
+            return str(value)
+        text = str(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Bad(f"label in column {key!r} is not a finite number ({value})")
+        text = str(value)
+    elif isinstance(value, _Undecodable):
+        raise _Bad(f"label in column {key!r} is {value.reason}")
+    else:
+        raise _Bad(f"column {key!r} holds {_kind(value)}, expected a string or a number")
+    if cols.task:
+        _check_task_label(text, key, cols.task)
+    return text
+
+
+def _allowed(task: str) -> str:
+    labels = TASK_LABELS.get(task)
+    if labels is None:
+        lo, hi = STSB_RANGE
+        return f"{task} labels are numbers from {lo:g} to {hi:g}"
+    return f"{task} labels are {', '.join(repr(x) for x in labels)}"
+
+
+def _check_task_label(text: str, key: str | int, task: str) -> None:
+    value = text.strip()
+    if not value:
+        raise _Bad(f"empty label in column {key!r}; {_allowed(task)}")
+    labels = TASK_LABELS.get(task)
+    if labels is None:
+        try:
+            score = float(value)
+        except ValueError:
+            score = math.nan
+        lo, hi = STSB_RANGE
+        if not lo <= score <= hi:  # false for nan
+            raise _Bad(
+                f"label {text!r} is not a {task} score: expected a number from {lo:g} to {hi:g}"
+            )
+    elif value not in labels:
+        raise _Bad(f"label {text!r} is not a {task} label; {_allowed(task)}")
+
+
+def _safe(text: str) -> str:
+    """`text` with lone surrogates written as escapes, so that it can be stored as UTF-8."""
+    return (
+        text.encode("utf-8", "backslashreplace").decode("utf-8")
+        if _SURROGATE.search(text)
+        else text
+    )
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = PREVIEW
+
+
 def _jsonable(raw: dict[Any, Any]) -> dict[str, Any]:
-    return {
-        str(k): (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
-        for k, v in raw.items()
-    }
+    """The raw fields of a rejected row, as values a UTF-8 JSON line can hold (bounded)."""
+    return {_safe(str(k)): _plain(v) for k, v in raw.items()}
 
 
-def _need(cols: Columns, have: list[str] | None, path: Path) -> None:
-    wanted = [c for c in (cols.text_a, cols.text_b, cols.label, cols.id) if c is not None]
+def _plain(v: Any) -> Any:
+    if v is None or isinstance(v, bool):
+        return v
+    if isinstance(v, str):
+        return _safe(v)
+    if isinstance(v, int):
+        try:
+            str(v)  # beyond sys.get_int_max_str_digits() it cannot be written
+        except ValueError:
+            return f"<an integer of {v.bit_length()} bits>"
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else str(v)
+    if isinstance(v, _Undecodable):
+        return v.preview
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v[:PREVIEW]).decode("utf-8", "backslashreplace")
+    if isinstance(v, (dict, list)):
+        try:  # kept as it is when small and storable as UTF-8 JSON
+            text = json.dumps(v, ensure_ascii=False)
+            text.encode("utf-8")
+        except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+            text = None
+        if text is not None and len(text) <= PREVIEW:
+            return v
+    return _safe(_REPR.repr(v))  # bounded in length and depth
+
+
+# --- the readers --------------------------------------------------------------------------------
+
+
+def _need(cols: Columns, have: list[str] | None, path: Path) -> list[str | int]:
+    """The mapped columns present in `have` (a header or schema); refuses missing ones, except
+    a preset's label column, whose absence marks a test split (rows without labels)."""
+    wanted = list(
+        dict.fromkeys(c for c in (cols.text_a, cols.text_b, cols.label, cols.id) if c is not None)
+    )
     if have is None:
-        return
+        return wanted
     missing = [c for c in wanted if c not in have]
+    if cols.task and missing == [cols.label]:
+        log.warning(
+            "%s has no label column %r: its rows get no label (a test split?)", path, cols.label
+        )
+        return [c for c in wanted if c != cols.label]
     if missing:
         raise InputError(f"{path}: column(s) {missing} not found; the file has {have}")
+    return wanted
 
 
-def _csv_rows(path: Path, cols: Columns, fmt: str) -> Iterator[dict | Reject]:
-    # GLUE tsv files are not quoted (sentences contain quote characters): read them verbatim.
-    quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
-    delimiter = "\t" if fmt == "tsv" else ","
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+def _open(path: Path) -> BinaryIO:
     try:
-        f = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed below)
+        return open(path, "rb")  # noqa: SIM115 (the callers close it)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    with f:
-        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
-        try:
-            header = next(reader) if cols.header else None
-        except StopIteration:
-            return
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise InputError(f"cannot read the header of {path}: {exc}") from None
-        _need(cols, header, path)
+
+
+def _lines(f: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
+    """(1-based line number, bytes skipped at its start, the line) for each line of `f`, cut at
+    b"\\n" only (a "\\r" before it stays, a lone "\\r" is data); a UTF-8 BOM is skipped."""
+    for ln, line in enumerate(f, 1):
+        if ln == 1 and line.startswith(_BOM):
+            yield ln, len(_BOM), line[len(_BOM) :]
+        else:
+            yield ln, 0, line
+
+
+def _not_utf8(line: bytes, exc: UnicodeDecodeError, ln: int, skipped: int) -> str:
+    return (
+        f"not valid UTF-8 at byte offset {skipped + exc.start} of line {ln} "
+        f"(0x{line[exc.start]:02x})"
+    )
+
+
+def _preview(data: bytes) -> str:
+    return data[:PREVIEW].decode("utf-8", "backslashreplace")
+
+
+def _eol(text: str) -> str:
+    if text.endswith("\n"):
+        text = text[:-1]
+        if text.endswith("\r"):
+            text = text[:-1]
+    return text
+
+
+def _tsv_rows(path: Path, cols: Columns) -> Iterator[tuple[int, dict] | Reject]:
+    """GLUE tsv: one row a line, fields cut at tabs, no quoting (sentences contain quote
+    characters; they are read verbatim)."""
+    with _open(path) as f:
+        lines = _lines(f)
+        header = None
+        if cols.header:
+            first = next(lines, None)
+            if first is None:
+                return
+            ln, skipped, line = first
+            try:
+                header = _eol(line.decode("utf-8")).split("\t")
+            except UnicodeDecodeError as exc:
+                reason = _not_utf8(line, exc, ln, skipped)
+                raise InputError(f"cannot read the header of {path}: {reason}") from None
+            _need(cols, header, path)
+        width = len(header) if header else None
+        for n, (ln, skipped, line) in enumerate(lines):
+            try:
+                text = _eol(line.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                reason = _not_utf8(line, exc, ln, skipped)
+                yield Reject(n, reason, None, {"line": _preview(line)}, line=ln)
+                continue
+            if not text:
+                yield Reject(n, "blank line", line=ln)
+                continue
+            fields = text.split("\t")
+            if header is None:
+                yield ln, dict(enumerate(fields))
+            elif len(fields) != width:
+                reason = f"row has {len(fields)} fields, the header has {width}"
+                yield Reject(n, reason, None, {"fields": fields}, line=ln)
+            else:
+                yield ln, dict(zip(header, fields, strict=True))
+
+
+_END = object()
+
+
+def _csv_rows(path: Path, cols: Columns) -> Iterator[tuple[int, dict] | Reject]:
+    """csv with quoting (quoted fields may span lines). Each line is decoded on its own; a
+    record with a line that is not UTF-8 is rejected whole."""
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with _open(path) as f:
+        taken: list[tuple[int, str | None, bytes]] = []  # the current record's lines
+
+        def feed() -> Iterator[str]:
+            for ln, skipped, line in _lines(f):
+                try:
+                    text, bad = line.decode("utf-8"), None
+                except UnicodeDecodeError as exc:
+                    text = line.decode("utf-8", "surrogateescape")  # keeps the line's structure
+                    bad = _not_utf8(line, exc, ln, skipped)
+                taken.append((ln, bad, line))
+                yield text
+
+        reader = csv.reader(feed(), delimiter=",", quoting=csv.QUOTE_MINIMAL)
+
+        def take() -> tuple[Any, str | None]:
+            taken.clear()
+            try:
+                fields = next(reader, _END)
+            except csv.Error as exc:
+                return None, f"unreadable row: {exc}"
+            bad = next((b for _, b, _ in taken if b), None)
+            return fields, bad
+
+        header = None
+        if cols.header:
+            header, bad = take()
+            if header is _END:
+                return
+            if bad:
+                raise InputError(f"cannot read the header of {path}: {bad}")
+            _need(cols, header, path)
         width = len(header) if header else None
         n = 0
         while True:
-            try:
-                fields = next(reader)
-            except StopIteration:
+            fields, bad = take()
+            if fields is _END:
                 return
-            except (UnicodeDecodeError, csv.Error) as exc:
-                yield Reject(n, f"unreadable row: {exc}")
-                n += 1
-                continue
-            if header is None:
-                yield dict(enumerate(fields))
+            if not taken:  # an error without reading: nothing left
+                return
+            ln = taken[0][0]
+            if bad:
+                data = b"".join(line for _, _, line in taken)
+                yield Reject(n, bad, None, {"line": _preview(data)}, line=ln)
+            elif header is None:
+                yield ln, dict(enumerate(fields))
             elif len(fields) != width:
-                yield Reject(
-                    n,
-                    f"row has {len(fields)} fields, the header has {width}",
-                    None,
-                    {"fields": fields},
-                )
+                reason = f"row has {len(fields)} fields, the header has {width}"
+                yield Reject(n, reason, None, {"fields": fields}, line=ln)
             else:
-                yield dict(zip(header, fields, strict=True))
+                yield ln, dict(zip(header, fields, strict=True))
             n += 1
 
 
-def _jsonl_rows(path: Path, cols: Columns, fmt: str) -> Iterator[dict | Reject]:
-    with open(path, "rb") as f:
-        for n, line in enumerate(f):
+def _jsonl_rows(path: Path, cols: Columns) -> Iterator[tuple[int, dict] | Reject]:
+    """One JSON object a line. Unreadable lines (not UTF-8, invalid JSON, nested too deeply,
+    an integer of more digits than Python converts) are rejected one by one."""
+    with _open(path) as f:
+        for n, (ln, skipped, line) in enumerate(_lines(f)):
             if not line.strip():
-                yield Reject(n, "blank line")
+                yield Reject(n, "blank line", line=ln)
                 continue
             try:
-                obj = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield Reject(
-                    n, f"invalid JSON: {exc}", None, {"line": line[:500].decode("utf-8", "replace")}
-                )
+                obj = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                reason = _not_utf8(line, exc, ln, skipped)
+            except RecursionError:
+                reason = "invalid JSON: nested too deeply"
+            except json.JSONDecodeError as exc:
+                reason = f"invalid JSON: {exc}"
+            except ValueError as exc:  # e.g. an integer beyond sys.get_int_max_str_digits()
+                reason = f"unreadable JSON value: {exc}"
+            else:
+                if isinstance(obj, dict):
+                    yield ln, obj
+                else:
+                    yield Reject(n, f"JSON line is a {type(obj).__name__}, not an object", line=ln)
                 continue
-            if not isinstance(obj, dict):
-                yield Reject(n, f"JSON line is a {type(obj).__name__}, not an object")
-                continue
-            yield obj
+            yield Reject(n, reason, None, {"line": _preview(line)}, line=ln)
 
 
-def _parquet_rows(path: Path, cols: Columns, fmt: str) -> Iterator[dict | Reject]:
+def _parquet_file(path: Path):
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise InputError(f"cannot read Parquet file {path}: {exc}") from None
-    _need(cols, pf.schema_arrow.names, path)
-    wanted = [c for c in (cols.text_a, cols.text_b, cols.label, cols.id) if c is not None]
-    for batch in pf.iter_batches(batch_size=4096, columns=list(dict.fromkeys(wanted))):
-        yield from batch.to_pylist()
+        raise InputError(f"cannot read Parquet file {path}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _parquet_rows(path: Path, cols: Columns) -> Iterator[tuple[None, dict]]:
+    import pyarrow as pa
+
+    pf = _parquet_file(path)
+    wanted = _need(cols, pf.schema_arrow.names, path)
+    try:
+        for batch in pf.iter_batches(batch_size=4096, columns=wanted):
+            for raw in _arrow_rows(batch):
+                yield None, raw
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"cannot read Parquet file {path}: {_one_line(exc)}") from None
+
+
+def _arrow_rows(batch) -> list[dict]:
+    """The rows of an Arrow batch or table; a string that is not UTF-8 becomes an _Undecodable
+    value (its row is then rejected) instead of failing the whole batch."""
+    try:
+        return batch.to_pylist()
+    except UnicodeDecodeError:
+        pass
+    names = batch.schema.names
+    columns = [_column_values(batch.column(i)) for i in range(len(names))]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _column_values(col) -> list[Any]:
+    try:
+        return col.to_pylist()
+    except UnicodeDecodeError:
+        pass
+    values: list[Any] = []
+    for i in range(len(col)):
+        try:
+            values.append(col[i].as_py())
+        except UnicodeDecodeError as exc:
+            values.append(_Undecodable(exc))
+    return values
 
 
 def open_hf_dataset(name: str, split: str = "train"):
@@ -249,7 +603,7 @@ def open_hf_dataset(name: str, split: str = "train"):
             repo, _, config = name.partition(":")
             ds = datasets.load_dataset(repo, config or None, split=split)
     except Exception as exc:  # datasets raises many types (missing files, hub errors)
-        raise InputError(f"cannot open Hugging Face dataset {name!r}: {exc}") from None
+        raise InputError(f"cannot open Hugging Face dataset {name!r}: {_one_line(exc)}") from None
     if isinstance(ds, datasets.DatasetDict):
         if split not in ds:
             raise InputError(f"{name}: no split {split!r}; it has {sorted(ds)} (use --split)")
@@ -257,13 +611,101 @@ def open_hf_dataset(name: str, split: str = "train"):
     return ds
 
 
-def _hf_rows(ds, cols: Columns, path: Path) -> Iterator[dict]:
-    _need(cols, list(ds.column_names), path)
-    wanted = list(
-        dict.fromkeys(c for c in (cols.text_a, cols.text_b, cols.label, cols.id) if c is not None)
-    )
+def _hf_rows(ds, cols: Columns, path: Path) -> Iterator[tuple[None, dict]]:
+    wanted = _need(cols, list(ds.column_names), path)
     for table in ds.select_columns(wanted).with_format("arrow").iter(batch_size=4096):
-        yield from table.to_pylist()
+        for raw in _arrow_rows(table):
+            yield None, raw
+
+
+# --- the independent count ----------------------------------------------------------------------
+
+
+def count_input_rows(path: str | Path, fmt: str, split: str = "train", header: bool = True) -> int:
+    """The input's data rows, counted without the record parser; each must come out of the
+    reader as a record or a reject. tsv / jsonl: lines (cut at b"\\n", a last line without one
+    included, blank lines included: the readers reject them); csv: records, by a quote-aware scan
+    of the bytes (quoted fields may span lines); parquet: the footer's row count; a saved or hub
+    dataset: its num_rows. A header line (csv, tsv) is not a data row."""
+    path = Path(path)
+    if fmt == "hf":
+        return open_hf_dataset(str(path), split).num_rows
+    if fmt == "parquet":
+        return _parquet_file(path).metadata.num_rows
+    if fmt not in FILE_FORMATS:
+        raise InputError(f"unknown input format {fmt!r}; choose from {list(FORMATS)}")
+    rows = _count_csv_records(path) if fmt == "csv" else _count_lines(path)
+    return max(rows - (header and fmt in ("csv", "tsv")), 0)
+
+
+def check_input_rows(path: str | Path, fmt: str, split: str, header: bool, rows_read: int) -> None:
+    """Fail (one line) when the rows the reader produced differ from `count_input_rows`."""
+    expected = count_input_rows(path, fmt, split, header)
+    if rows_read != expected:
+        raise InputError(
+            f"row accounting failed: read {rows_read} rows of {path}, but it has {expected} "
+            "data rows (counted independently); the build is not marked complete"
+        )
+
+
+def _count_lines(path: Path) -> int:
+    newlines, last = 0, b"\n"
+    with _open(path) as f:
+        while chunk := f.read(1 << 20):
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return newlines + (last != b"\n")
+
+
+# States of the csv record scan (those of CPython's csv parser that decide where a record ends).
+_START, _FIELD, _QUOTED, _QUOTE_IN_QUOTED, _EAT_CRNL = range(5)
+_CSV_SPECIAL = re.compile(rb'["\r\n,]')
+_QUOTE, _COMMA = ord('"'), ord(",")
+
+
+def _count_csv_records(path: Path) -> int:
+    """Records of a csv file (comma, double quote, doubled quotes as escapes, lenient about
+    quotes inside unquoted fields, as `csv.reader` with its defaults)."""
+    records, quoted = 0, False
+    with _open(path) as f:
+        for ln, line in enumerate(f, 1):
+            if ln == 1 and line.startswith(_BOM):
+                line = line[len(_BOM) :]
+            if b'"' in line:
+                quoted = _ends_quoted(line, quoted)
+            if not quoted:
+                records += 1
+    return records + quoted  # an unterminated quoted field runs to the end: one more record
+
+
+def _ends_quoted(line: bytes, quoted: bool) -> bool:
+    """Whether a line that starts inside a quoted field (or not) ends inside one."""
+    state = _QUOTED if quoted else _START
+    pos = 0
+    for m in _CSV_SPECIAL.finditer(line):
+        i = m.start()
+        if i > pos:  # ordinary characters before this one
+            if state in (_START, _QUOTE_IN_QUOTED):
+                state = _FIELD
+            elif state == _EAT_CRNL:
+                return False  # "new-line character seen in unquoted field": the line ends
+        c = line[i]
+        if state == _QUOTED:
+            if c == _QUOTE:
+                state = _QUOTE_IN_QUOTED
+        elif state == _QUOTE_IN_QUOTED:
+            state = _QUOTED if c == _QUOTE else _START if c == _COMMA else _EAT_CRNL
+        elif state in (_START, _FIELD):
+            if c == _COMMA:
+                state = _START
+            elif c == _QUOTE:
+                state = _QUOTED if state == _START else _FIELD
+            else:
+                state = _EAT_CRNL
+        elif c in (_QUOTE, _COMMA):  # _EAT_CRNL
+            return False
+        pos = i + 1
+    return state == _QUOTED
 
 
 def describe_input(
@@ -282,16 +724,14 @@ def describe_input(
     for f in files:
         if path.is_dir():
             digest.update(str(f.relative_to(path)).encode() + b"\0")
-        with open(f, "rb") as fh:
+        with _open(f) as fh:
             while chunk := fh.read(1 << 20):
                 digest.update(chunk)
                 size += len(chunk)
                 newlines += chunk.count(b"\n")
                 last = chunk[-1:]
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        rows = pq.ParquetFile(path).metadata.num_rows
+        rows = _parquet_file(path).metadata.num_rows
     elif fmt == "hf":
         rows = len(open_hf_dataset(str(path), split))
     else:  # one row a line (csv fields spanning lines make this an over-estimate)

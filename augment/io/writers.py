@@ -60,9 +60,20 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# kdaug's temporary files: `.NAME.kdaug-PID.tmp` next to NAME. The marker is what lets a build
+# clean up its own leftovers without touching anyone else's `*.tmp` files.
+TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.kdaug-(?P<pid>\d+)\.tmp$")
+
+
 def temp_path(path: Path) -> Path:
-    """A temporary name next to `path`, unique per process, so that two writers never share one."""
-    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    """A temporary name next to `path`, unique per process (two writers never share one) and
+    marked as kdaug's (hidden, `.kdaug-PID.tmp`), so that only kdaug's leftovers are removed."""
+    return path.with_name(f".{path.name}.kdaug-{os.getpid()}.tmp")
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether `name` is one of kdaug's temporary names (see `temp_path`)."""
+    return TEMP_NAME.match(name) is not None
 
 
 def publish(tmp: Path, path: Path) -> None:
@@ -192,12 +203,21 @@ _UNSAFE = re.compile(r"[\t\r\n]+")
 
 
 def tsv_layout(task: str | None, pair: bool) -> tuple[list[str] | None, list[str]]:
-    """The GLUE layout of `task`, else a generic one with a header."""
+    """The GLUE layout of `task`, else a generic one with a header. A layout that cannot hold
+    the build's texts (a single-text task for pairs, which would drop text_b, or a pair task for
+    single texts) is refused."""
     if task:
         key = task.lower().replace("-", "")
         if key not in GLUE_LAYOUTS:
             raise ValueError(f"no TSV layout for task {task!r}; choose from {sorted(GLUE_LAYOUTS)}")
-        return GLUE_LAYOUTS[key]
+        layout = GLUE_LAYOUTS[key]
+        if ("b" in layout[1]) != pair:
+            has, needs = ("pairs", "single texts") if pair else ("single texts", "pairs")
+            raise ValueError(
+                f"the {task} layout holds {needs} but this build has {has}: choose a task "
+                "with the build's shape, or --task none for the generic layout"
+            )
+        return layout
     keys = ["id", "variant", "a", "b", "label"] if pair else ["id", "variant", "a", "label"]
     names = {"a": "text_a", "b": "text_b"}
     return [names.get(k, k) for k in keys], keys
@@ -206,17 +226,32 @@ def tsv_layout(task: str | None, pair: bool) -> tuple[list[str] | None, list[str
 class TsvExportWriter:
     """Unquoted TSV (GLUE's convention): every character is written as it is, so readers with
     `quoting=csv.QUOTE_NONE` (or TinyBERT's `quotechar=None`) get the exact text back. Tabs and
-    line breaks cannot be represented and become one space; `changed_rows` counts such rows."""
+    line breaks cannot be represented and become one space; `changed_rows` counts such rows.
+
+    Rows go to a temporary file next to `path`, which `close` fsyncs and renames onto `path`;
+    `abort` (or leaving a `with` block by an exception) removes it, so `path` is either the old
+    file or the complete new one."""
 
     def __init__(self, path: str | Path, task: str | None, pair: bool) -> None:
+        self.header, self.keys = tsv_layout(task, pair)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = temp_path(self.path)
-        self.header, self.keys = tsv_layout(task, pair)
         self._f = open(self.tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed below)
-        if self.header:
-            self._f.write("\t".join(self.header) + "\n")
         self.rows = self.changed_rows = 0
+        try:
+            if self.header:
+                self._f.write("\t".join(self.header) + "\n")
+        except BaseException:
+            self.abort()
+            raise
+
+    def __enter__(self) -> TsvExportWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: Any) -> None:
+        if exc_type is not None:
+            self.abort()
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
         """Rows with the shard columns (id, variant, text_a, text_b, label)."""
@@ -237,10 +272,21 @@ class TsvExportWriter:
             self.rows += 1
 
     def close(self) -> Path:
-        self._f.close()
-        publish(self.tmp, self.path)
+        """Make the file durable under its final name (the temporary file is removed if that
+        fails)."""
+        try:
+            self._f.close()
+            publish(self.tmp, self.path)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
         return self.path
 
     def abort(self) -> None:
-        self._f.close()
-        self.tmp.unlink(missing_ok=True)
+        """Drop what was written; `path` is left as it was."""
+        try:
+            self._f.close()
+        except OSError:
+            pass  # a failed flush of data that is being thrown away
+        finally:
+            self.tmp.unlink(missing_ok=True)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 
-from augment.builder import BuildSpec, build
+from augment.builder import LOCK_NAME, BuildSpec, build
 from augment.config import AugmentConfig
 from augment.executors import SerialExecutor
 from augment.io.readers import columns_for
@@ -67,3 +70,41 @@ def read_tsv(path: Path) -> list[list[str]]:
     """As the TinyBERT scripts read it: tab-delimited, no quote character."""
     with open(path, encoding="utf-8") as f:
         return list(csv.reader(f, delimiter="\t", quotechar=None))
+
+
+def start_build(
+    input: Path, out: Path, log: Path, *extra: str, shard_size: int = SHARD_SIZE
+) -> subprocess.Popen:
+    """`kdaug augment` with the test settings in a child process; its output goes to `log` (a
+    file, not a pipe that nobody reads and that could fill up and stall the build)."""
+    cmd = kdaug_cmd("augment", str(input), "-o", str(out), "--task", "sst2", *CLI_SETTINGS)
+    cmd += ["--shard-size", str(shard_size), *extra]
+    with open(log, "ab") as f:
+        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+
+
+def lock_holder(out: Path) -> dict | None:
+    """What the lock file of `out` says about its holder (None: no lock file, or not written)."""
+    try:
+        return json.loads((out / LOCK_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def recorded(out: Path) -> int:
+    """How many shards the manifest of `out` records (0 while it is not there)."""
+    try:
+        return len(json.loads((out / "manifest.json").read_text())["shards"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def wait_until(ready, proc: subprocess.Popen, log: Path, what: str, timeout: float = 180.0):
+    """Poll `ready()` (an event the build reports: a lock file, a manifest entry) while `proc`
+    runs; the timeout is only a bound against hanging, never the expected moment."""
+    deadline = time.monotonic() + timeout
+    while not (value := ready()):
+        assert proc.poll() is None, f"the build ended before {what}:\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"the build never got to {what}:\n{log.read_text()}"
+        time.sleep(0.005)
+    return value

@@ -1,5 +1,6 @@
-"""Resume: SIGKILL at any moment then re-run gives the bytes of an uninterrupted run; damaged or
-unrecorded shards are redone; a changed config or input refuses to mix without --overwrite."""
+"""Resume: SIGKILL at points the build reports, then re-run, gives the bytes of an uninterrupted
+run; damaged or unrecorded shards are redone; a changed config or input refuses to mix without
+--overwrite."""
 
 from __future__ import annotations
 
@@ -12,22 +13,28 @@ from pathlib import Path
 
 import pytest
 from builder_support import (
-    CLI_SETTINGS,
     SHARD_SIZE,
     build_with,
-    kdaug_cmd,
+    lock_holder,
     make_spec,
+    recorded,
     shard_bytes,
+    start_build,
+    wait_until,
 )
 
+from augment.builder import LOCK_NAME
 from augment.errors import KdaugError
 
+FINE = 5  # rows per shard in the kill test: 40 shards, so that every kill lands before the end
 
-def _recorded(out: Path) -> int:
-    try:
-        return len(json.loads((out / "manifest.json").read_text())["shards"])
-    except (OSError, ValueError):
-        return 0
+
+@pytest.fixture(scope="module")
+def fine_reference(tmp_path_factory, sst2_input: Path, augmenter) -> Path:
+    """An uninterrupted single-process build of `sst2_input` in shards of FINE rows."""
+    out = tmp_path_factory.mktemp("fine") / "out"
+    build_with(make_spec(sst2_input, out, shard_size=FINE), augmenter)
+    return out
 
 
 def _children(pid: int) -> list[int]:
@@ -50,51 +57,46 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _start(input: Path, out: Path, *extra: str) -> subprocess.Popen:
-    cmd = kdaug_cmd("augment", str(input), "-o", str(out), "--task", "sst2", *CLI_SETTINGS)
-    cmd += ["--shard-size", str(SHARD_SIZE), *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _kill_when(proc: subprocess.Popen, ready, timeout: float = 90.0) -> list[int]:
-    """SIGKILL `proc` once `ready()` holds; returns the children it had then."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline, "the build never got there"
-        time.sleep(0.02)
+def _kill(proc: subprocess.Popen) -> list[int]:
+    """SIGKILL `proc`; returns the children it had then."""
     kids = _children(proc.pid)
     proc.kill()
     proc.wait()
     return kids
 
 
-def test_sigkill_then_resume_gives_identical_bytes(tmp_path, sst2_input, reference, augmenter):
-    out = tmp_path / "out"
-    t0 = time.monotonic()
-    # 1. killed at a random early moment (loading, planning or the first shard)
-    delay = random.uniform(0.2, 4.0)
-    start = time.monotonic()
-    proc = _start(sst2_input, out)
-    _kill_when(proc, lambda: time.monotonic() - start > delay or proc.poll() is not None)
-    t1 = time.monotonic()
-    # 2. two workers, killed as soon as a shard is recorded: the orphaned workers must exit
-    before = _recorded(out)
-    proc = _start(sst2_input, out, "--workers", "2")
-    kids = _kill_when(proc, lambda: _recorded(out) > before)
+def test_sigkill_then_resume_gives_identical_bytes(tmp_path, sst2_input, fine_reference, augmenter):
+    """Two real runs are SIGKILLed at points the build reports: once it holds the output's lock,
+    and, with two workers, once the manifest records k shards (k drawn at random; it leaves a
+    quarter of the shards, so that the kill lands before the end). Then the build is resumed."""
+    out, log = tmp_path / "out", tmp_path / "runs.log"
+    num_shards = 200 // FINE
+    # 1. killed as soon as it holds the output's lock (reading, loading, or the first shards)
+    proc = start_build(sst2_input, out, log, shard_size=FINE)
+    wait_until(lambda: (lock_holder(out) or {}).get("pid") == proc.pid, proc, log, "the lock")
+    _kill(proc)
+    r0 = recorded(out)
+    # 2. two workers, killed once the manifest records k shards: the orphans must exit
+    assert r0 < num_shards // 2, f"the first kill landed late: {r0} shards recorded"
+    k = random.randint(r0 + 1, num_shards * 3 // 4)
+    proc = start_build(sst2_input, out, log, "--workers", "2", shard_size=FINE)
+    wait_until(lambda: recorded(out) >= k, proc, log, f"{k} recorded shards")
+    kids = _kill(proc)
     assert len(kids) >= 2, "expected the worker processes"
-    deadline = time.monotonic() + 10
-    while any(_alive(k) for k in kids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(k) for k in kids), "worker processes outlived their coordinator"
+    deadline = time.monotonic() + 60  # a bound; the workers poll their parent every 0.2 s
+    while any(_alive(kid) for kid in kids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(kid) for kid in kids), "worker processes outlived their coordinator"
+    r1 = recorded(out)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert not manifest["complete"], f"killed too late to test anything (delay {delay:.2f} s)"
-    print(f"kill 1 after {t1 - t0:.1f} s, kill 2 after {time.monotonic() - t1:.1f} s")
-    # 3. resumed to the end (in this process, with the same settings)
-    stats = build_with(make_spec(sst2_input, out), augmenter)
-    assert 0 < stats["run"]["rows"] < 200
-    assert shard_bytes(out) == shard_bytes(reference), f"random kill at {delay:.2f} s"
+    assert not manifest["complete"] and r1 < num_shards, f"k={k}: {r1} shards recorded"
+    print(f"killed with {r0} and {r1} shards recorded (k={k})")
+    # 3. resumed to the end (in this process, with the same settings): only what was missing
+    stats = build_with(make_spec(sst2_input, out, shard_size=FINE), augmenter)
+    assert stats["run"]["rows"] == (num_shards - r1) * FINE
+    assert shard_bytes(out) == shard_bytes(fine_reference), f"k={k}, recorded {r0}/{r1}"
     assert not list(out.rglob("*.tmp"))
+    assert not (out / LOCK_NAME).exists()
 
 
 def test_damaged_and_unrecorded_shards_are_redone(tmp_path, sst2_input, reference, augmenter):
@@ -104,9 +106,10 @@ def test_damaged_and_unrecorded_shards_are_redone(tmp_path, sst2_input, referenc
     with open(out / "data" / "part-00001.parquet", "ab") as f:  # fails its checksum
         f.write(b"x")
     (out / "data" / "part-00004.parquet").unlink()  # lost
-    del manifest["shards"]["part-00007"]  # renamed but killed before it was recorded
+    del manifest["shards"]["part-00007"]  # renamed but killed before it was recorded:
+    manifest["in_progress"] = ["part-00007"]  # dispatched, so its files are kdaug's
     (out / "manifest.json").write_text(json.dumps(manifest))
-    (out / "data" / f"part-00002.parquet.{os.getpid() + 1}.tmp").write_bytes(b"partial")
+    (out / "data" / f".part-00002.parquet.kdaug-{os.getpid() + 1}.tmp").write_bytes(b"partial")
     stats = build_with(make_spec(sst2_input, out), augmenter)
     assert stats["run"]["rows"] == 3 * SHARD_SIZE
     assert shard_bytes(out) == shard_bytes(reference)
