@@ -97,6 +97,15 @@ class DistillConfig(BaseModel):
     eval_batch_size: int = Field(128, ge=1)
     group_batches: int = Field(50, ge=1, description="batches per length-grouping window")
 
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _label_names_as_text(cls, value: Any) -> Any:
+        """`labels: [0, 1]` in YAML names the labels "0" and "1": integer names are written as
+        text (a GLUE file's labels are read as text); floats and booleans stay refused."""
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _fill_stages(cls, data: Any) -> Any:

@@ -63,3 +63,46 @@ def test_errors_are_one_line() -> None:
     assert "\n" not in str(exc.value) and "prediction.lr" in str(exc.value)
     with pytest.raises(ConfigError, match="unknown task"):
         DistillConfig.build(task="squad")
+
+
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("task: sst2\nseed: true\n", "seed"),
+        ('task: sst2\nseed: "7"\n', "seed"),
+        ("task: sst2\nprediction:\n  batch_size: 32.0\n", "prediction.batch_size"),
+        ('task: sst2\nprediction:\n  lr: "1.0e-5"\n', "prediction.lr"),
+        ("task: sst2\ncompile: 1\n", "compile"),
+    ],
+)
+def test_yaml_types_are_strict(tmp_path: Path, text: str, field: str) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        DistillConfig.load(f, {}, {})
+    assert f"{field}:" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_yaml_exponent_without_a_dot_is_a_number(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("task: sst2\nprediction:\n  lr: 1e-5\n  epochs: 2\n")
+    cfg = DistillConfig.load(f, {}, {})
+    assert cfg.prediction.lr == pytest.approx(1e-5) and cfg.prediction.epochs == 2.0
+
+
+def test_non_utf8_config_is_one_line(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_bytes(b"task: sst2\ndevice: c\xe9pu\n")
+    with pytest.raises(ConfigError) as exc:
+        DistillConfig.load(f, {}, {})
+    assert "UTF-8" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_integer_label_names_in_yaml_are_text(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("task: custom\ntext_a: s\nlabels: [0, 1]\n")
+    cfg = DistillConfig.load(f, {}, {})
+    assert cfg.labels == ["0", "1"]
+    f.write_text("task: custom\ntext_a: s\nlabels: [true, false]\n")
+    with pytest.raises(ConfigError):
+        DistillConfig.load(f, {}, {})
