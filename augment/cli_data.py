@@ -112,7 +112,10 @@ def load_manifest(outdir: str | Path) -> dict[str, Any]:
         raise KdaugError(f"{outdir} has no manifest.json: is it the output of `kdaug augment`?")
 
     def damaged(why: str) -> KdaugError:
-        return KdaugError(f"{path} is damaged ({why}): rebuild it with `kdaug augment`")
+        return KdaugError(
+            f"{path} is damaged ({why}): delete {outdir} (or move it away) and build it again "
+            "with `kdaug augment`"
+        )
 
     try:
         raw = path.read_bytes()
