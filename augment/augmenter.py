@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ from augment import __version__
 from augment.candidates.mlm import MaskedLMCandidates, MaskQuery
 from augment.candidates.vectors import VectorIndex
 from augment.candidates.wordnet import WordNetCandidates
-from augment.config import AugmentConfig, SampleParams
+from augment.config import AugmentConfig, ConfigError, SampleParams
+from augment.errors import InputError
 from augment.pos import TaggedText, Tagger, Word
 from augment.records import Record, Replacement, Variant
 
@@ -31,10 +33,54 @@ class Slot:
     candidates: list[tuple[str, str, int]]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(text: object) -> str | None:
+    """Why `text` cannot be augmented (None when it can): it must be a string of valid Unicode.
+    A lone surrogate (JSON "\\ud800") has no UTF-8 form, so no tokenizer or writer takes it."""
+    if not isinstance(text, str):
+        return f"is {type(text).__name__}, not a string"
+    bad = _SURROGATE.search(text)
+    if bad is not None:
+        return f"has a lone surrogate U+{ord(bad.group()):04X} at character {bad.start()}"
+    return None
+
+
+def check_record(rec: Record) -> None:
+    """Raise a one-line InputError naming the record and field that cannot be augmented."""
+    fields = [("id", str(rec.id)), ("text_a", rec.text_a)]
+    if rec.text_b is not None:
+        fields.append(("text_b", rec.text_b))
+    for name, value in fields:
+        why = text_problem(value)
+        if why is not None:
+            raise InputError(f"record {rec.id!r}: {name} {why}")
+
+
 def record_seed(seed: int, record_id: str) -> int:
     """The seed of one record's generator: a function of (global seed, record id) only."""
     digest = hashlib.sha256(f"{seed}\x00{record_id}".encode()).digest()
     return int.from_bytes(digest[:8], "little")
+
+
+_MISSING = {
+    "mlm": "no masked-LM is loaded (mlm: none)",
+    "vectors": "no word vectors are loaded (vectors: none)",
+    "wordnet": "no WordNet database is installed (apt-get install wordnet-base)",
+}
+
+
+def check_sources(sources: Sequence[str], loaded: Sequence[str]) -> None:
+    """Refuse sources none of which can give a candidate: every record would silently come out
+    as its original alone. One missing source among usable ones is fine (vectors-only runs)."""
+    if any(s in loaded for s in sources):
+        return
+    missing = " and ".join(_MISSING[s] for s in sources)
+    raise ConfigError(
+        f"sources={list(sources)} but {missing}: choose a masked-LM (--mlm) or word vectors "
+        "(--vectors), and list it in sources"
+    )
 
 
 def match_case(template: str, word: str) -> str:
@@ -82,11 +128,22 @@ class Augmenter:
             )
         self.vectors = vectors
         self.wordnet = WordNetCandidates(cfg.top_k) if "wordnet" in cfg.sources else None
+        check_sources(cfg.sources, self.loaded_sources)
         if cfg.pos_filter in ("lexicon", "hybrid"):
             _ = self.tagger.lexicon  # fail at start, not mid-run, if the pipeline lacks it
         self.stats: Counter[str] = Counter()
 
     # public ------------------------------------------------------------------------------
+    @property
+    def loaded_sources(self) -> tuple[str, ...]:
+        """The candidate sources that can give candidates: their model or database is loaded."""
+        have = {
+            "mlm": self.mlm is not None,
+            "vectors": self.vectors is not None,
+            "wordnet": self.wordnet is not None and self.wordnet.available,
+        }
+        return tuple(s for s, ok in have.items() if ok)
+
     def versions(self) -> dict[str, str | None]:
         """Identities of the code and models, for manifests and responses."""
         return {
@@ -101,7 +158,10 @@ class Augmenter:
         records: Sequence[Record],
         params: SampleParams | Sequence[SampleParams] | None = None,
     ) -> list[list[Variant]]:
-        """Variants of each record (variant 0 = the original when asked for)."""
+        """Variants of each record (variant 0 = the original when asked for). Records that are
+        not valid Unicode text are refused (InputError) before any work."""
+        for rec in records:
+            check_record(rec)
         if params is None or isinstance(params, SampleParams):
             plist = [params or SampleParams.from_config(self.config)] * len(records)
         else:

@@ -108,15 +108,16 @@ class Tagger:
         """Words, POS and eligibility of each text. The numpy tagger (CenterTagger) is used
         once it has given spaCy's own tags on the first texts; spaCy otherwise."""
         if self._fast_tags is None and texts:
-            self._fast_tags = False
             center = self._center_tagger()
+            agrees = False
             if center is not None:
                 sample = list(texts[:_VERIFY_TEXTS])
                 want = [[(t.tag_, t.pos_) for t in d] for d in self.nlp.pipe(sample)]
-                got = center.tag_docs(list(self.nlp.tokenizer.pipe(sample)))
-                self._fast_tags = want == got
-                if not self._fast_tags:
+                agrees = want == center.tag_docs(list(self.nlp.tokenizer.pipe(sample)))
+                if not agrees:
                     log.warning("numpy tagger disagrees with spaCy; tagging with spaCy")
+            # set only once the check has run: a check that raised is not a verdict
+            self._fast_tags = agrees
         if self._fast_tags:
             docs = list(self.nlp.tokenizer.pipe(texts, batch_size=batch_size))
             tags = self._center.tag_docs(docs)

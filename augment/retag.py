@@ -164,7 +164,9 @@ class CenterTagger:
 
         if len(self._rows) > _MAX_WORDS:  # bound memory on endless streams
             self._rows, self._table = {}, None
-        new = sorted(k for k in keys if k not in self._rows)
+        # A fixed order (not the set's) keeps row numbers reproducible; the norm is None for
+        # most keys and a string for some, so it is ordered through `_order`, never compared raw.
+        new = sorted((k for k in keys if k not in self._rows), key=_order)
         if new or self._table is None:
             # The embedding reads per-token features only (norm, prefix, suffix, shape,
             # trailing space), so one doc of all new tokens gives each its vector.
@@ -205,5 +207,13 @@ class CenterTagger:
 
 
 def _key(token) -> Key:
+    """The embedding cache key of a spaCy token (its norm only when it is not the lexeme's)."""
     norm = token.norm_
     return (token.text, bool(token.whitespace_), None if norm == token.lex.norm_ else norm)
+
+
+def _order(key: Key) -> tuple[str, bool, bool, str]:
+    """A total order on keys: one token text can come with no norm of its own ("'s" in "it's")
+    and with one ("'s" in "Let's" is "us"), and None does not compare with a string."""
+    text, space, norm = key
+    return (text, space, norm is not None, norm or "")

@@ -127,3 +127,94 @@ def test_fast_mode_variants_are_deterministic_and_use_fewer_copies(augmenter, ti
     texts = [v.text_a for variants in whole for v in variants]
     assert len(texts) > len(RECORDS) and not any("[MASK]" in t for t in texts)
     assert any(r.source == "mlm" for variants in whole for v in variants for r in v.replacements)
+
+
+CONTRACTIONS = [
+    Record("c1", "Let's see if it's good", label="1"),
+    Record("c2", "it's good, and Let's go", "Let's not; it's late.", label="0"),
+]
+
+
+@pytest.mark.parametrize("pos_filter", ["hybrid", "lexicon", "retag", "none"])
+def test_contractions_with_two_norms_cold_cache(augmenter, pos_filter):
+    """A fresh tagger (nothing cached) sees "'s" with two norms in its first batch."""
+    from augment.pos import Tagger
+
+    cfg = AugmentConfig.build(mlm="none", n=4, pos_filter=pos_filter)
+    fresh = Augmenter(cfg, tagger=Tagger(cfg.tagger, cfg.pos_tags), vectors=augmenter.vectors)
+    out = fresh.augment(CONTRACTIONS)
+    assert [v[0].text_a for v in out] == [r.text_a for r in CONTRACTIONS]
+    assert any(len(v) > 1 for v in out)
+
+
+def test_contractions_with_two_norms_warm_cache(augmenter):
+    """The shared augmenter, its caches filled by other texts, gives the same variants."""
+    augmenter.augment(RECORDS)
+    first = augmenter.augment(CONTRACTIONS)
+    assert [v[0].text_a for v in first] == [r.text_a for r in CONTRACTIONS]
+    assert augmenter.augment(CONTRACTIONS) == first == augmenter.augment(CONTRACTIONS[::-1])[::-1]
+
+
+def test_cli_sample_contractions(capsys):
+    from augment.cli import main
+
+    assert main(["sample", "Let's see if it's good", "--mlm", "none", "--n", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "  0  Let's see if it's good"
+
+
+@pytest.mark.parametrize(
+    "settings, loaded, says",
+    [
+        ({"mlm": "none", "sources": ["mlm"]}, {}, "no masked-LM is loaded"),
+        ({"vectors": "none", "sources": ["vectors"]}, {"mlm": True}, "no word vectors are loaded"),
+        ({"mlm": "none", "vectors": "none"}, {}, "no masked-LM is loaded"),
+    ],
+)
+def test_sources_without_any_loaded_model_is_a_config_error(augmenter, settings, loaded, says):
+    from augment.config import ConfigError
+
+    models = {"mlm": augmenter.mlm} if loaded.get("mlm") else {}
+    cfg = AugmentConfig.build(n=2, **settings)
+    with pytest.raises(ConfigError) as err:
+        Augmenter(cfg, tagger=augmenter.tagger, **models)
+    msg = str(err.value)
+    assert "\n" not in msg and says in msg and f"sources={cfg.sources}" in msg
+
+
+def test_mlm_source_missing_but_vectors_loaded_still_works(augmenter):
+    """Only when no listed source can give a candidate is it an error."""
+    cfg = AugmentConfig.build(mlm="none", n=2, sources=["mlm", "vectors"])
+    (variants,) = Augmenter(cfg, tagger=augmenter.tagger, vectors=augmenter.vectors).augment(
+        [RECORDS[0]]
+    )
+    assert len(variants) > 1
+
+
+def test_cli_sample_mlm_source_without_mlm_is_one_line_error(capsys):
+    from augment.cli import main
+
+    assert main(["sample", "a gripping film", "--mlm", "none", "--sources", "mlm"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("kdaug: error: sources=['mlm'] but no masked-LM is loaded")
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "record, says",
+    [
+        (Record("s1", "the film \ud800 was good"), "record 's1': text_a has a lone surrogate"),
+        (Record("s2", "a good film", "b\udfff"), "record 's2': text_b has a lone surrogate"),
+        (Record("s3", b"a good film"), "record 's3': text_a is bytes, not a string"),
+        (Record("s4", "a good film", {"nested": 1}), "record 's4': text_b is dict, not a string"),
+        (Record("s5\ud800", "a good film"), "id has a lone surrogate"),
+    ],
+)
+def test_text_that_is_not_unicode_is_an_input_error_naming_the_record(augmenter, record, says):
+    from augment.errors import InputError
+
+    with pytest.raises(InputError) as err:
+        augmenter.augment([RECORDS[0], record])
+    assert says in str(err.value) and "\n" not in str(err.value)
+    (variants,) = augmenter.augment([RECORDS[0]])  # nothing half-done is left behind
+    assert len(variants) > 1

@@ -111,3 +111,45 @@ def test_numpy_tagging_equals_spacy_on_real_text(tagger):
     tagged = tagger.tag(texts)
     assert [[(w.tag, w.pos) for w in t.words] for t in tagged] == want
     assert tagger._fast_tags is True
+
+
+# The tokenizer gives the same token text two norms: "'s" is "us" in "Let's" (a special case,
+# a norm of its own) and keeps the lexeme's norm in "it's". Both keys must live in one cache.
+SAME_TEXT_TWO_NORMS = ["Let's see if it's good", "it's good. Let's go", "Let's  y'all'd've don't"]
+
+
+def _spacy_tags(tagger, texts):
+    return [[(t.tag_, t.pos_) for t in d] for d in tagger.nlp.pipe(texts)]
+
+
+def test_centre_tagger_same_token_text_with_and_without_own_norm_cold(tagger):
+    from augment.retag import CenterTagger
+
+    for text in SAME_TEXT_TWO_NORMS:
+        centre = CenterTagger(tagger.nlp)  # empty cache: both keys are new together
+        got = centre.tag_docs(list(tagger.nlp.tokenizer.pipe([text])))
+        assert got == _spacy_tags(tagger, [text])
+
+
+def test_centre_tagger_same_token_text_with_and_without_own_norm_warm(tagger):
+    from augment.retag import CenterTagger
+
+    centre = CenterTagger(tagger.nlp)
+    texts = ["A fine day", *SAME_TEXT_TWO_NORMS, "it's fine", "Let's go"]
+    for text in texts:  # the cache holds other keys, then some keys of each text already
+        got = centre.tag_docs(list(tagger.nlp.tokenizer.pipe([text])))
+        assert got == _spacy_tags(tagger, [text])
+    # and all at once, a batch whose keys are partly cached
+    docs = list(tagger.nlp.tokenizer.pipe(texts + ["Let's sing, it's late"]))
+    assert centre.tag_docs(docs) == _spacy_tags(tagger, texts + ["Let's sing, it's late"])
+
+
+def test_tagger_first_batch_with_same_token_text_two_norms():
+    from augment.pos import Tagger
+
+    fresh = Tagger("en_core_web_sm", ["NOUN", "VERB", "ADJ", "ADV"])
+    (tagged,) = fresh.tag(["Let's see if it's good"])
+    assert [w.text for w in tagged.words] == ["Let", "'s", "see", "if", "it", "'s", "good"]
+    assert fresh._fast_tags is True  # the numpy tagger verified, not fallen back to spaCy
+    want = _spacy_tags(fresh, ["Let's see if it's good"])[0]
+    assert [(w.tag, w.pos) for w in tagged.words] == want
