@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from augment.candidates.wordnet import WordNetCandidates
 from augment.config import AugmentConfig, ConfigError, SampleParams
 from augment.errors import InputError
 from augment.pos import TaggedText, Tagger, Word
-from augment.records import Record, Replacement, Variant
+from augment.records import Record, Replacement, Variant, text_problem
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +30,6 @@ class Slot:
     word: Word
     source: str | None
     candidates: list[tuple[str, str, int]]
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def text_problem(text: object) -> str | None:
-    """Why `text` cannot be augmented (None when it can): it must be a string of valid Unicode.
-    A lone surrogate (JSON "\\ud800") has no UTF-8 form, so no tokenizer or writer takes it."""
-    if not isinstance(text, str):
-        return f"is {type(text).__name__}, not a string"
-    bad = _SURROGATE.search(text)
-    if bad is not None:
-        return f"has a lone surrogate U+{ord(bad.group()):04X} at character {bad.start()}"
-    return None
 
 
 def check_record(rec: Record) -> None:

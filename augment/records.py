@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -59,3 +60,17 @@ class Reject:
 
     def to_row(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(text: object) -> str | None:
+    """Why `text` cannot be augmented (None when it can): it must be a string of valid Unicode.
+    A lone surrogate (JSON "\\ud800") has no UTF-8 form, so no tokenizer or writer takes it."""
+    if not isinstance(text, str):
+        return f"is {type(text).__name__}, not a string"
+    bad = _SURROGATE.search(text)
+    if bad is not None:
+        return f"has a lone surrogate U+{ord(bad.group()):04X} at character {bad.start()}"
+    return None

@@ -52,9 +52,10 @@ def create_app(
         try:
             yield
         finally:
-            # uvicorn has already finished the in-flight requests; drain whatever is left.
+            # uvicorn has waited for the requests in flight; the batcher's drain deadline (set
+            # when the shutdown began, see service.server) bounds whatever is left.
             loading.cancel()
-            await state.batcher.stop(timeout_s=settings.request_timeout_s)
+            await state.batcher.stop(timeout_s=settings.drain_timeout_s)
 
     app = FastAPI(
         title="kdaug",
@@ -73,7 +74,12 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_body_bytes,
+        timeout_s=settings.body_timeout_s,
+        metrics=state.metrics,
+    )
     paths = {r.path for r in router.routes} | {app.docs_url, app.redoc_url, app.openapi_url}
     app.add_middleware(MetricsMiddleware, metrics=state.metrics, paths=paths)
     return app

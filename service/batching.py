@@ -1,20 +1,29 @@
-"""Micro-batching: concurrent requests are merged into one Augmenter call on one model thread.
+"""Micro-batching: concurrent requests share model batches on one model thread, fairly.
 
-Each request becomes a job (its records and one SampleParams). A single worker task takes the
-first waiting job, gathers more until the batch holds `max_records` records or `max_wait_s` has
-passed, and runs the model in a one-thread executor so the event loop stays free. Jobs queued
-while the model runs form the next batch, so the batch size follows the load.
+Each request becomes a job (its records and one SampleParams). A single worker forms each
+batch from the jobs waiting, one record from each job in turn (round-robin), until the batch
+holds `max_records` records or `max_words` words, so one large request is served a slice at a
+time and cannot hold the model while small requests wait. Records do not depend on the batch
+they run in (the augmenter seeds each record by its id), so splitting a request gives the same
+answer. A job whose request has given up (timeout, client gone, shutdown) is dropped between
+batches: the records it has not started are never run. The model runs on a daemon thread, so
+the event loop stays free and a batch still running at the end of a shutdown does not hold up
+the process's exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import queue
+import re
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from augment.config import SampleParams
 from augment.records import Record, Variant
@@ -24,6 +33,14 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 AugmentFn = Callable[[list[Record], list[SampleParams]], list[list[Variant]]]
+Listener = Callable[[str, dict[str, Any]], None]
+
+WORD = re.compile(r"\w+")
+
+
+def words_of(record: Record) -> int:
+    """Words of a record (both fields): the unit of model work."""
+    return len(WORD.findall(record.text_a)) + len(WORD.findall(record.text_b or ""))
 
 
 class QueueFullError(Exception):
@@ -34,21 +51,73 @@ class ShuttingDownError(Exception):
     """The service is draining and takes no new requests."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
     records: list[Record]
     params: SampleParams
     future: asyncio.Future[list[list[Variant]]] = field(repr=False)
+    words: list[int] = field(repr=False)
+    results: list[list[Variant] | None] = field(repr=False)
+    next: int = 0  # first record not yet given to a batch
+    done: int = 0  # records answered
+    reason: str = "cancelled"  # why it gave up, if it does
+
+    @property
+    def left(self) -> int:
+        return len(self.records) - self.next
+
+
+class ModelThread:
+    """One daemon thread that runs callables in order (the model is used from one thread)."""
+
+    def __init__(self, name: str = "kdaug-model") -> None:
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._calls.put((future, fn))
+        return future
+
+    def shutdown(self) -> None:
+        """Stop after the call running now (if any); callables not started are cancelled."""
+        self._calls.put(None)
+
+    def _loop(self) -> None:
+        while True:
+            item = self._calls.get()
+            if item is None:
+                break
+            future, fn = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # handed to the caller
+                future.set_exception(exc)
+        while True:  # cancel whatever came after the stop
+            try:
+                item = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                item[0].cancel()
 
 
 class MicroBatcher:
-    """Queue of augmentation jobs served by one model worker; merging can be turned off."""
+    """Jobs served by one model worker in fair, bounded batches; merging can be turned off.
+
+    `listeners` are called on the event loop with (event, info) for: admitted, batch,
+    batch_done, cancelled, idle, closing; tests and logs can wait on them.
+    """
 
     def __init__(
         self,
         augment: AugmentFn,
         *,
         max_records: int = 64,
+        max_words: int = 1024,
         max_wait_s: float = 0.005,
         queue_max: int = 256,
         enabled: bool = True,
@@ -56,140 +125,241 @@ class MicroBatcher:
     ) -> None:
         self._augment = augment
         self.max_records = max_records
+        self.max_words = max_words
         self.max_wait_s = max_wait_s
         self.queue_max = queue_max
         self.enabled = enabled
+        self.listeners: list[Listener] = []
         self._metrics = metrics
-        self._queue: asyncio.Queue[_Job] | None = None
-        self._carry: _Job | None = None
-        self._busy = False
+        self._jobs: deque[_Job] = deque()
+        self._by_future: dict[asyncio.Future, _Job] = {}
+        self._first: _Job | None = None  # the job served first in the last batch
+        self._wakeup: asyncio.Event | None = None
+        self._idle: asyncio.Event | None = None
         self._closing = False
+        self._drain_timer: asyncio.TimerHandle | None = None
+        self._batches = 0
         self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kdaug-model")
+        self._thread = ModelThread()
 
     @property
     def depth(self) -> int:
-        """Requests waiting (not yet in a running batch)."""
-        return (self._queue.qsize() if self._queue else 0) + (self._carry is not None)
+        """Requests admitted and not yet answered (waiting, or part-way through)."""
+        return len(self._jobs)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     def start(self) -> None:
         """Start the worker on the running event loop."""
-        self._queue = asyncio.Queue(maxsize=self.queue_max)
+        self._wakeup, self._idle = asyncio.Event(), asyncio.Event()
+        self._idle.set()
         self._task = asyncio.get_running_loop().create_task(self._worker(), name="kdaug-batcher")
 
     async def call(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the model thread, outside the queue (loading, the warm-up batch)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        return await asyncio.wrap_future(self._thread.submit(fn))
+
+    def enqueue(self, records: list[Record], params: SampleParams) -> asyncio.Future:
+        """Admit one request's records as a job; its future gives their variants, in order.
+
+        Raises ShuttingDownError or QueueFullError when the job cannot be admitted.
+        """
+        if self._closing or self._wakeup is None or self._idle is None:
+            raise ShuttingDownError("the service is shutting down")
+        if len(self._jobs) >= self.queue_max:
+            raise QueueFullError(f"{self.queue_max} requests are already waiting")
+        future: asyncio.Future[list[list[Variant]]] = asyncio.get_running_loop().create_future()
+        job = _Job(records, params, future, [words_of(r) for r in records], [None] * len(records))
+        future.add_done_callback(lambda _: self._ended(job))
+        self._jobs.append(job)
+        self._by_future[future] = job
+        self._idle.clear()
+        self._emit("admitted", records=len(records))
+        self._gauge()
+        self._wakeup.set()
+        if not records:
+            future.set_result([])
+        return future
+
+    def cancel(self, future: asyncio.Future, reason: str = "cancelled") -> None:
+        """Give up a job (its request timed out, or its client went away): the records it
+        has not started are never run; `reason` labels the count of those records."""
+        job = self._by_future.get(future)
+        if job is not None and not future.done():
+            job.reason = reason
+            future.cancel()
 
     async def submit(self, records: list[Record], params: SampleParams) -> list[list[Variant]]:
-        """Queue one request's records; returns their variants, in order."""
-        if self._closing or self._queue is None:
-            raise ShuttingDownError("the service is shutting down")
-        job = _Job(records, params, asyncio.get_running_loop().create_future())
+        """`enqueue` and wait; cancelling the caller cancels the job."""
+        future = self.enqueue(records, params)
         try:
-            self._queue.put_nowait(job)
-        except asyncio.QueueFull:
-            raise QueueFullError(f"{self.queue_max} requests are already waiting") from None
-        self._gauge()
-        return await job.future
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            self.cancel(future)
+            raise
+
+    def close(self, drain_s: float) -> None:
+        """Take no new jobs; those left when `drain_s` has passed get ShuttingDownError."""
+        if self._closing:
+            return
+        self._closing = True
+        self._emit("closing", drain_s=drain_s)
+        loop = asyncio.get_running_loop()
+        self._drain_timer = loop.call_later(drain_s, self._fail_all, "the drain deadline passed")
 
     async def stop(self, timeout_s: float = 30.0) -> None:
-        """Refuse new jobs, let queued and running ones finish (up to `timeout_s`), then stop."""
-        self._closing = True
-        deadline = time.monotonic() + timeout_s
-        while (self.depth or self._busy) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        """Refuse new jobs, let the admitted ones finish (up to `timeout_s`, or the deadline
+        set by `close`), fail the rest, and stop; a batch still running is not waited for."""
+        self.close(timeout_s)
+        if self._idle is not None:
+            await self._idle.wait()  # the last job has ended (answered, or failed at the deadline)
+        self._fail_all("the service shut down")
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for job in self._take_all():
-            if not job.future.done():
-                job.future.set_exception(ShuttingDownError("the service shut down"))
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._thread.shutdown()
 
     # worker ------------------------------------------------------------------------------
     async def _worker(self) -> None:
         while True:
-            batch = await self._collect()
-            self._busy = True
-            try:
-                await self._run(batch)
-            finally:
-                self._busy = False
+            await self._run(await self._collect())
 
-    async def _next(self, timeout: float | None) -> _Job | None:
-        assert self._queue is not None
-        if self._carry is not None:
-            job, self._carry = self._carry, None
-            return job
-        if not self._queue.empty():
-            return self._queue.get_nowait()
-        if timeout is None:
-            return await self._queue.get()
-        if timeout <= 0:
-            return None
-        try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
-        except asyncio.TimeoutError:
-            return None
+    def _waiting(self) -> int:
+        return sum(j.left for j in self._jobs if not j.future.done())
 
-    async def _collect(self) -> list[_Job]:
-        """Wait for one live job, then add more until the batch is full or the wait is over."""
-        job = await self._next(None)
-        while job.future.done():  # its request timed out while waiting
-            job = await self._next(None)
-        batch, count = [job], len(job.records)
-        deadline = time.monotonic() + self.max_wait_s
-        while self.enabled and count < self.max_records:
-            job = await self._next(deadline - time.monotonic())
-            if job is None:
-                break
-            if job.future.done():
-                continue
-            if count + len(job.records) > self.max_records:
-                self._carry = job
-                break
-            batch.append(job)
-            count += len(job.records)
+    async def _collect(self) -> list[tuple[_Job, int, int]]:
+        """Wait for work, give more requests `max_wait_s` to arrive, then form a batch."""
+        assert self._wakeup is not None
+        while True:
+            while not self._waiting():
+                self._emit("idle", batches=self._batches)
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            deadline = time.monotonic() + self.max_wait_s
+            while self.enabled and self._waiting() < self.max_records:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+                except asyncio.TimeoutError:
+                    break
+            batch = self._pack()
+            if batch:
+                return batch
+
+    def _pack(self) -> list[tuple[_Job, int, int]]:
+        """Slices (job, start, stop) of one batch: records taken one per job in turn."""
+        jobs = self._jobs
+        if self._first is not None and self._first in jobs and len(jobs) > 1:
+            jobs.remove(self._first)  # who went first last time goes last now
+            jobs.append(self._first)
+        live = [j for j in jobs if j.left and not j.future.done()]
+        if not self.enabled:
+            live = live[:1]
+        taken = {id(j): 0 for j in live}
+        records = words = 0
+        while live and records < self.max_records:
+            for job in list(live):
+                if records >= self.max_records:
+                    break
+                k = taken[id(job)]
+                w = job.words[job.next + k]
+                if records and words + w > self.max_words:
+                    live.remove(job)  # its next record does not fit; others' may
+                    continue
+                taken[id(job)] = k + 1
+                records, words = records + 1, words + w
+                if job.left == k + 1:
+                    live.remove(job)
+        batch = []
+        for job in jobs:
+            k = taken.get(id(job), 0)
+            if k:
+                batch.append((job, job.next, job.next + k))
+                job.next += k
+        self._first = batch[0][0] if batch else None
         self._gauge()
         return batch
 
-    async def _run(self, batch: list[_Job]) -> None:
-        records = [r for job in batch for r in job.records]
-        params = [job.params for job in batch for _ in job.records]
-        loop = asyncio.get_running_loop()
+    async def _run(self, batch: list[tuple[_Job, int, int]]) -> None:
+        records = [r for job, a, b in batch for r in job.records[a:b]]
+        params = [job.params for job, a, b in batch for _ in range(a, b)]
+        self._emit("batch", records=len(records), requests=len(batch))
         start = time.perf_counter()
         try:
-            out = await loop.run_in_executor(self._executor, self._augment, records, params)
+            out = await asyncio.wrap_future(
+                self._thread.submit(lambda: self._augment(records, params))
+            )
         except Exception as exc:
             if len(batch) > 1:  # isolate the request that failed; the others still get answers
                 log.warning(
                     "batch of %d requests failed (%s); running them one by one", len(batch), exc
                 )
-                for job in batch:
-                    await self._run([job])
+                for part in batch:
+                    if not part[0].future.done():
+                        await self._run([part])
                 return
             log.exception("augmentation failed")
-            if not batch[0].future.done():
-                batch[0].future.set_exception(exc)
+            job = batch[0][0]
+            if not job.future.done():
+                job.future.set_exception(exc)
             return
+        finally:
+            self._batches += 1
         if self._metrics is not None:
             self._metrics.batches.inc()
             self._metrics.batch_records.observe(len(records))
             self._metrics.batch_requests.observe(len(batch))
             self._metrics.batch_seconds.observe(time.perf_counter() - start)
         i = 0
-        for job in batch:
-            part, i = out[i : i + len(job.records)], i + len(job.records)
-            if not job.future.done():
-                job.future.set_result(part)
+        for job, a, b in batch:
+            part, i = out[i : i + b - a], i + b - a
+            if job.future.done():
+                continue
+            job.results[a:b] = part
+            job.done += b - a
+            if job.done == len(job.records):
+                job.future.set_result(list(job.results))  # type: ignore[arg-type]
+        self._emit("batch_done", records=len(records), batches=self._batches)
 
-    def _take_all(self) -> list[_Job]:
-        jobs = [self._carry] if self._carry else []
-        self._carry = None
-        while self._queue is not None and not self._queue.empty():
-            jobs.append(self._queue.get_nowait())
-        return jobs
+    # bookkeeping -------------------------------------------------------------------------
+    def _ended(self, job: _Job) -> None:
+        """A job's future is done: answered, failed, or given up by its request."""
+        if job in self._jobs:
+            self._jobs.remove(job)
+        self._by_future.pop(job.future, None)
+        if job.left:  # records never run: count them, by why the job ended
+            if job.future.cancelled():
+                reason = job.reason
+            elif isinstance(job.future.exception(), ShuttingDownError):
+                reason = "shutdown"
+            else:
+                reason = "failed"
+            if self._metrics is not None:
+                self._metrics.cancelled_records.labels(reason).inc(job.left)
+            self._emit("cancelled", records=job.left, reason=reason)
+            job.next = len(job.records)
+        self._gauge()
+        if not self._jobs and self._idle is not None:
+            self._idle.set()
+
+    def _fail_all(self, why: str) -> None:
+        for job in list(self._jobs):
+            if not job.future.done():
+                job.future.set_exception(ShuttingDownError(f"the service is shutting down: {why}"))
+
+    def _emit(self, kind: str, **info: Any) -> None:
+        for listener in self.listeners:
+            try:
+                listener(kind, info)
+            except Exception:  # a listener must not break the worker
+                log.exception("batcher listener failed on %s", kind)
 
     def _gauge(self) -> None:
         if self._metrics is not None:

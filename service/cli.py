@@ -53,8 +53,8 @@ def load_settings(args: argparse.Namespace) -> Any:
         raise KdaugError("invalid service setting: " + "; ".join(parts)) from None
 
 
-def check_models(settings: Any) -> None:
-    """Fail before binding the port if a model cannot be found (one-line error)."""
+def check_models(settings: Any) -> Any:
+    """The augment config, after checking that its models can be found (one-line errors)."""
     from augment.resolve import resolve_model, resolve_spacy
     from service.state import augment_config
 
@@ -62,25 +62,45 @@ def check_models(settings: Any) -> None:
     if cfg.mlm_enabled:
         resolve_model(cfg.mlm)
     resolve_spacy(cfg.tagger)
+    return cfg
+
+
+def load_augmenter(settings: Any, cfg: Any) -> Any:
+    """Load the models before serving: a model that cannot load stops `kdaug serve` with one
+    line, rather than leaving a server that answers 503 to everything."""
+    from augment.augmenter import Augmenter
+
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    try:
+        return Augmenter(cfg)
+    except KdaugError as exc:
+        raise KdaugError(" ".join(str(exc).split())) from None
+    except Exception as exc:  # a model file that its loader chokes on
+        raise KdaugError(
+            " ".join(f"cannot load the models: {type(exc).__name__}: {exc}".split())
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
     import logging.config
 
-    import uvicorn
-
     from service.app import create_app
     from service.logs import log_config
+    from service.server import bind, serve
 
+    if not 0 <= args.port <= 65535:
+        raise KdaugError(f"--port must be between 0 and 65535, not {args.port}")
     settings = load_settings(args)
-    check_models(settings)
-    config = log_config(settings.log_format, settings.log_level)
-    logging.config.dictConfig(config)
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_config=config,
-        timeout_graceful_shutdown=int(settings.request_timeout_s) + 1,
-    )
+    cfg = check_models(settings)
+    sock = bind(args.host, args.port)
+    try:
+        config = log_config(settings.log_format, settings.log_level)
+        logging.config.dictConfig(config)
+        augmenter = load_augmenter(settings, cfg)
+        serve(create_app(settings, augmenter=augmenter), sock, log_config=config)
+    finally:
+        sock.close()
     return 0

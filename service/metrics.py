@@ -37,13 +37,30 @@ class ServiceMetrics:
         self.batch_seconds = Histogram(
             "kdaug_batch_seconds", "model time per batch", buckets=LATENCY_BUCKETS, registry=r
         )
-        self.queue_depth = Gauge("kdaug_queue_depth", "requests waiting for the model", registry=r)
+        self.queue_depth = Gauge(
+            "kdaug_queue_depth", "requests admitted and not yet answered", registry=r
+        )
         self.variants = Counter(
             "kdaug_variants", "variants returned (originals included)", registry=r
         )
         self.rejected = Counter(
-            "kdaug_rejected", "requests refused before the model", ["reason"], registry=r
+            "kdaug_rejected",
+            "requests or connections refused before the model (queue_full, timeout, work, "
+            "response_size, media_type, header_timeout, body_timeout, connections, disconnect)",
+            ["reason"],
+            registry=r,
+        )
+        self.cancelled_records = Counter(
+            "kdaug_cancelled_records",
+            "records never run because their request gave up (timeout, disconnect, shutdown, "
+            "failed, cancelled)",
+            ["reason"],
+            registry=r,
+        )
+        self.open_connections = Gauge(
+            "kdaug_open_connections", "HTTP connections open now", registry=r
         )
 
     def render(self) -> bytes:
+        """The registry in Prometheus text format."""
         return generate_latest(self.registry)

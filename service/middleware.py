@@ -1,7 +1,8 @@
-"""ASGI middleware: a request-body size limit and per-request metrics (status, latency)."""
+"""ASGI middleware: the request body's size limit and read deadline, and per-request metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -17,6 +18,15 @@ class BodyTooLargeError(HTTPException):
         super().__init__(status_code=413, detail=detail)
 
 
+class BodyTimeoutError(HTTPException):
+    def __init__(self, timeout_s: float) -> None:
+        detail = (
+            f"the request body did not arrive within {timeout_s:g} s of its headers "
+            "(KDAUG_BODY_TIMEOUT_S)"
+        )
+        super().__init__(status_code=408, detail=detail, headers={"Connection": "close"})
+
+
 async def _send_json(send: Send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -26,14 +36,24 @@ async def _send_json(send: Send, status: int, detail: str) -> None:
 
 
 class BodyLimitMiddleware:
-    """413 for bodies over `limit` bytes: by Content-Length before reading, else while streaming.
+    """413 for bodies over `limit` bytes: by Content-Length before reading, else while streaming;
+    408 (and the connection closed) when the whole body has not arrived `timeout_s` after the
+    headers, however slowly it trickles in.
 
     The body is never buffered here; bytes are only counted as the app reads them.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        timeout_s: float | None = None,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.timeout_s = timeout_s
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,16 +64,30 @@ class BodyLimitMiddleware:
             size = f"of {int(declared)} bytes"
             await _send_json(send, 413, BodyTooLargeError(self.limit, size).detail)
             return
+        loop = asyncio.get_running_loop()
+        deadline = None if self.timeout_s is None else loop.time() + self.timeout_s
         seen = 0
+        complete = False
         started = False
 
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+        async def guarded_receive() -> Message:
+            nonlocal seen, complete
+            if complete or deadline is None:  # the body is in: no deadline on what follows
+                message = await receive()
+            else:
+                try:
+                    message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
+                    if self.metrics is not None:
+                        self.metrics.rejected.labels("body_timeout").inc()
+                    raise BodyTimeoutError(self.timeout_s or 0.0) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
                     raise BodyTooLargeError(self.limit, "sent in chunks")
+                complete = complete or not message.get("more_body", False)
+            else:
+                complete = True
             return message
 
         async def watching_send(message: Message) -> None:
@@ -62,11 +96,11 @@ class BodyLimitMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, watching_send)
-        except BodyTooLargeError as exc:  # raised outside a route's exception handling
+            await self.app(scope, guarded_receive, watching_send)
+        except (BodyTooLargeError, BodyTimeoutError) as exc:  # outside a route's handling
             if started:
                 raise
-            await _send_json(send, 413, exc.detail)
+            await _send_json(send, exc.status_code, exc.detail)
 
 
 class MetricsMiddleware:

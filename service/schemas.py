@@ -6,6 +6,9 @@ are enforced by validation and documented in the OpenAPI schema.
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, create_model
@@ -17,6 +20,19 @@ from service.settings import ServiceSettings
 
 SOURCES = {"mlm": ("mlm",), "vectors": ("vectors",), "both": ("mlm", "vectors")}
 SEED_MAX = 2**63 - 1
+WORD = re.compile(r"\w+")
+# Upper-end JSON sizes for the response estimate: a variant row without its texts, one item's
+# wrapper, one replacement without its two words (a candidate word is at most this long).
+ROW_BYTES, ITEM_BYTES, REPLACEMENT_BYTES, CANDIDATE_CHARS = 110, 40, 110, 30
+
+
+def blank(text: str) -> bool:
+    """Empty, whitespace or NUL only: no word to augment (the CLI rejects such rows)."""
+    return not text.replace("\x00", "").strip()
+
+
+def json_bytes(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
 
 
 class AugmentRequestBase(BaseModel):
@@ -47,7 +63,46 @@ class AugmentRequestBase(BaseModel):
             out.append(err("ids", "ids must be unique within a request"))
         if self.texts is not None and self.fields == "b":
             out.append(err("fields", "'b' needs pairs; single texts only have field 'a'"))
+        for i, (a, b) in enumerate(self.items()):
+            where = [["texts", i]] if self.texts is not None else [["pairs", i, 0], ["pairs", i, 1]]
+            for loc, text in zip(where, (a, b), strict=False):
+                if text is not None and blank(text):
+                    out.append(
+                        {
+                            "loc": ["body", *loc],
+                            "msg": "blank text (empty, whitespace or NUL only): nothing to augment",
+                            "type": "value_error",
+                        }
+                    )
         return out
+
+    def cost(self, params: SampleParams) -> tuple[int, int]:
+        """(work, estimated response bytes) of this request with `params`.
+
+        Work is the words of each input times n, summed. The estimate errs high: every variant
+        as long as its input plus its replacements, with a generous count of words replaced.
+        """
+        variants = params.n + int(params.include_original)
+        work = size = 0
+        for rec in self.records():
+            words = WORD.findall(rec.text_a) + WORD.findall(rec.text_b or "")
+            work += len(words) * params.n
+            longest = max((len(w) for w in words), default=0)
+            # replacements per variant: the mean, two standard deviations and one more, since
+            # variants without a replacement or seen before are drawn again
+            mean = params.p * len(words)
+            spread = 2 * math.sqrt(mean * (1 - params.p))
+            replaced = min(len(words), math.ceil(mean + spread) + 1)
+            row = (
+                ROW_BYTES
+                + json_bytes(rec.id)
+                + json_bytes(rec.label)
+                + json_bytes(rec.text_a)
+                + json_bytes(rec.text_b)
+                + replaced * (REPLACEMENT_BYTES + longest + 2 * CANDIDATE_CHARS)
+            )
+            size += ITEM_BYTES + json_bytes(rec.id) + variants * row
+        return work, size + 40
 
     def records(self) -> list[Record]:
         """One Record per input; ids default to the input's index ("0", "1", ...)."""
@@ -101,7 +156,10 @@ def request_model(settings: ServiceSettings) -> type[AugmentRequestBase]:
             StrictInt | None,
             Field(None, ge=1, le=settings.max_n, description="variants per input"),
         ),
-        "p": (float | None, Field(None, gt=0.0, le=1.0, description="replacement probability")),
+        "p": (
+            StrictFloat | None,
+            Field(None, gt=0.0, le=1.0, description="replacement probability"),
+        ),
         "seed": (
             StrictInt | None,
             Field(None, ge=-SEED_MAX - 1, le=SEED_MAX, description="global seed"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -35,15 +35,51 @@ class ServiceSettings(BaseSettings):
     max_text_chars: int = Field(2000, ge=1, description="characters per text")
     max_n: int = Field(64, ge=1, le=1000, description="largest n (variants per input)")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body")
+    max_request_work: int = Field(
+        200_000,
+        ge=1,
+        description="words x n summed over a request's inputs; larger requests get 413",
+    )
+    max_response_bytes: int = Field(
+        16_000_000,
+        ge=1024,
+        description="largest estimated response (JSON bytes); larger requests get 413",
+    )
 
     # micro-batching
     micro_batching: bool = Field(True, description="merge concurrent requests into one batch")
     batch_max_records: int = Field(64, ge=1, description="records per model batch")
+    batch_max_words: int = Field(
+        1024,
+        ge=1,
+        description="words per model batch (a longer record runs alone); bounds how long one "
+        "batch holds the model, and so the wait of other requests and the reaction to a cancel",
+    )
     batch_max_wait_ms: float = Field(
         5.0, ge=0, description="how long a batch waits for more requests once the model is free"
     )
     queue_max: int = Field(256, ge=1, description="requests waiting; beyond it 503 + Retry-After")
     request_timeout_s: float = Field(30.0, gt=0, description="queue + model time per request")
+
+    # connections and shutdown
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="time for a request's headers to arrive; then 408 and close"
+    )
+    body_timeout_s: float = Field(
+        20.0, gt=0, description="time for a request's body to arrive after its headers; then 408"
+    )
+    keep_alive_s: int = Field(
+        5, ge=1, description="idle time before a kept-alive connection closes"
+    )
+    max_connections: int = Field(
+        512, ge=1, description="open connections; more are answered 503 and closed"
+    )
+    drain_timeout_s: float = Field(
+        25.0,
+        gt=0,
+        description="on SIGTERM, time for the requests already in to be answered; those left "
+        "then get 503 and the process exits",
+    )
 
     # access
     api_keys: Annotated[list[str], NoDecode] = Field(
@@ -57,10 +93,20 @@ class ServiceSettings(BaseSettings):
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
-    def _split_commas(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
+    def _split_commas(cls, value: Any, info: ValidationInfo) -> Any:
+        """Comma-separated text to a list; keys given but none usable (" ", ",") would turn
+        auth off without a word, so they are refused."""
+        given = value.split(",") if isinstance(value, str) else value
+        if not isinstance(given, list) or not all(isinstance(v, str) for v in given):
+            return value
+        kept = [v.strip() for v in given if v.strip()]
+        raw = value if isinstance(value, str) else ",".join(given)
+        if info.field_name == "api_keys" and not kept and raw:
+            raise ValueError(
+                "set but holds no key (only blanks or commas): leave it empty for no auth, or "
+                "give comma-separated keys"
+            )
+        return kept
 
     def augment_settings(self) -> dict[str, Any]:
         """The AugmentConfig settings these service settings imply (the YAML file is read apart)."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from augment.config import AugmentConfig, SampleParams
+from augment.config import AugmentConfig, ConfigError, SampleParams
 from augment.records import Record, Variant
 from service.batching import MicroBatcher
 from service.metrics import ServiceMetrics
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WARMUP = Record("warmup", "The quick brown fox jumps over the lazy dog near the river bank.")
+# files whose bytes make a model folder what it is (weights, config, vocabulary)
+MODEL_FILES = ("config.json", "*.safetensors", "*.bin", "tokenizer.json", "vocab.txt")
 
 
 def augment_config(settings: ServiceSettings) -> AugmentConfig:
@@ -28,7 +32,41 @@ def augment_config(settings: ServiceSettings) -> AugmentConfig:
         return AugmentConfig.build(**implied)
     explicit = {k: v for k, v in implied.items() if k in settings.model_fields_set}
     explicit["batch_size"] = settings.batch_max_records
-    return AugmentConfig.from_yaml(settings.augment_config, **explicit)
+    path = settings.augment_config
+    try:
+        return AugmentConfig.from_yaml(path, **explicit)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+
+
+def public_name(name: str | None) -> str | None:
+    """A model's name fit for anonymous clients: a local path becomes its last part."""
+    if not name:
+        return name
+    path = Path(name).expanduser()
+    return path.name if path.exists() or path.is_absolute() else name
+
+
+def fingerprint(location: str | None) -> str | None:
+    """Short sha256 of a model folder's files (weights, config, vocabulary), or of its name
+    when it is not a local folder; tells two models apart without showing where they are."""
+    if not location:
+        return None
+    digest = hashlib.sha256()
+    folder = Path(location)
+    files = sorted({f for pattern in MODEL_FILES for f in folder.glob(pattern) if f.is_file()})
+    if not folder.is_dir() or not files:
+        digest.update(location.encode("utf-8", "replace"))
+    for f in files:
+        digest.update(f.name.encode() + b"\x00")
+        with f.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()[:12]
 
 
 class ServiceState:
@@ -42,9 +80,11 @@ class ServiceState:
         self.augmenter = augmenter
         self.status: Literal["loading", "ready", "failed"] = "loading"
         self.error: str | None = None
+        self.fingerprints: dict[str, str] = {}
         self.batcher = MicroBatcher(
             self._augment,
             max_records=settings.batch_max_records,
+            max_words=settings.batch_max_words,
             max_wait_s=settings.batch_max_wait_ms / 1000,
             queue_max=settings.queue_max,
             enabled=settings.micro_batching,
@@ -66,6 +106,9 @@ class ServiceState:
             from augment.augmenter import Augmenter
 
             self.augmenter = Augmenter(self.config)
+        mlm = getattr(self.augmenter, "mlm", None)
+        if mlm is not None:
+            self.fingerprints["mlm"] = fingerprint(getattr(mlm, "path", None) or mlm.name)
         if self.settings.warmup:
             self._augment([WARMUP], [SampleParams.from_config(self.config, n=2)])
 
@@ -75,17 +118,22 @@ class ServiceState:
             await self.batcher.call(self._load)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # reported by /healthz and /readyz, and logged
-            self.status, self.error = "failed", f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # logged, and kept for `kdaug serve` to report
+            self.status, self.error = "failed", " ".join(f"{type(exc).__name__}: {exc}".split())
             log.error("loading the models failed: %s", self.error)
             return
         self.status = "ready"
         log.info("models loaded and warmed up; ready")
 
     def describe(self) -> dict[str, Any]:
+        """Readiness for anonymous clients: model names and fingerprints, never paths."""
         out: dict[str, Any] = {"status": self.status}
-        if self.error:
-            out["detail"] = self.error
+        if self.status == "failed":
+            out["detail"] = "loading the models failed; the reason is in the server log"
         if self.augmenter is not None and self.status == "ready":
-            out["models"] = self.augmenter.versions()
+            versions = self.augmenter.versions()
+            out["models"] = {
+                k: public_name(v) if k in ("mlm", "vectors") else v for k, v in versions.items()
+            }
+            out["fingerprints"] = dict(self.fingerprints)
         return out

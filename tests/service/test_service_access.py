@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import threading
-import time
 
 import httpx
 import pytest
@@ -63,44 +61,35 @@ def test_cors_preflight_allows_the_configured_origin_only(locked):
 
 
 def test_a_model_that_cannot_load_makes_health_fail_and_requests_503(serve, tmp_path):
-    with serve(
-        shared=False, until="failed", mlm=str(tmp_path / "missing-mlm"), device="cpu"
-    ) as live:
+    missing = tmp_path / "missing-mlm"
+    with serve(shared=False, until="failed", mlm=str(missing), device="cpu") as live:
         health = httpx.get(f"{live.url}/healthz")
-        assert health.status_code == 503 and "missing-mlm" in health.json()["detail"]
-        assert httpx.get(f"{live.url}/readyz").status_code == 503
+        assert health.status_code == 503 and "the server log" in health.json()["detail"]
+        ready = httpx.get(f"{live.url}/readyz")
+        assert ready.status_code == 503
+        for page in (health.text, ready.text):  # no filesystem path to anonymous clients
+            assert str(tmp_path) not in page and "missing-mlm" not in page
+        assert "missing-mlm" in live.state.error  # the full reason is logged and kept
         r = httpx.post(f"{live.url}/augment", json=BODY)
         assert r.status_code == 503 and r.headers["Retry-After"]
 
 
-class GatedAugmenter:
-    """The real augmenter, whose batches wait until the test opens the gate."""
+def test_shutdown_answers_the_requests_already_in(serve, events):
+    from tests.service.conftest import StepAugmenter
 
-    def __init__(self, augmenter) -> None:
-        self.inner, self.config, self.gate = augmenter, augmenter.config, threading.Event()
-
-    def versions(self):
-        return self.inner.versions()
-
-    def augment(self, records, params):
-        self.gate.wait(timeout=30)
-        return self.inner.augment(records, params)
-
-
-def test_shutdown_answers_the_requests_already_in(serve):
-    with serve(wrap=GatedAugmenter, micro_batching=False) as live:
-        gated = live.state.augmenter
+    with serve(wrap=StepAugmenter, micro_batching=False) as live:
+        step = live.state.augmenter
+        live.state.batcher.listeners.append(events)
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             futures = [
-                pool.submit(httpx.post, f"{live.url}/augment", json=BODY, timeout=30)
+                pool.submit(httpx.post, f"{live.url}/augment", json=BODY, timeout=60)
                 for _ in range(4)
             ]
-            deadline = time.monotonic() + 10
-            while live.state.batcher.depth < 3 and time.monotonic() < deadline:
-                time.sleep(0.005)  # one request at the gate, three waiting behind it
-            assert live.state.batcher.depth == 3
+            events.wait("admitted", 4)  # one request at the model, three waiting behind it
+            step.wait_started(1)
             live.server.should_exit = True
-            time.sleep(0.2)
-            gated.gate.set()
-            codes = [f.result().status_code for f in futures]
+            events.wait("closing")  # the server is draining: no new work is taken in
+            step.release(10)
+            codes = [f.result(timeout=60).status_code for f in futures]
         assert codes == [200] * 4
+        assert len(step.calls) == 4

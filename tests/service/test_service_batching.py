@@ -52,10 +52,10 @@ async def run_batcher(model: RecordingModel, jobs, **kwargs):
 
 
 def test_concurrent_requests_share_batches_and_keep_their_own_params():
-    model = RecordingModel(delay=0.02)
+    model = RecordingModel()
     jobs = [(records(f"r{i}"), i + 1) for i in range(12)]
-    out, _ = asyncio.run(run_batcher(model, jobs, max_records=64, max_wait_s=0.01))
-    assert len(model.batches) < len(jobs)
+    out, _ = asyncio.run(run_batcher(model, jobs, max_records=64, max_wait_s=0.0))
+    assert len(model.batches) == 1  # all submitted before the worker formed a batch
     for (recs, n), result in zip(jobs, out, strict=True):
         assert [len(v) for v in result] == [n]  # each request got its own n back
         assert result[0][0].id == recs[0].id
@@ -63,7 +63,7 @@ def test_concurrent_requests_share_batches_and_keep_their_own_params():
 
 
 def test_batches_never_exceed_max_records():
-    model = RecordingModel(delay=0.01)
+    model = RecordingModel()
     jobs = [(records(f"r{i}", 3), 1) for i in range(10)]
     out, _ = asyncio.run(run_batcher(model, jobs, max_records=7, max_wait_s=0.01))
     assert all(len(b) <= 7 for b in model.batches)
@@ -72,14 +72,14 @@ def test_batches_never_exceed_max_records():
 
 
 def test_disabled_batching_runs_one_request_per_batch():
-    model = RecordingModel(delay=0.005)
+    model = RecordingModel()
     jobs = [(records(f"r{i}", 2), 1) for i in range(6)]
     asyncio.run(run_batcher(model, jobs, enabled=False))
     assert sorted(len(b) for b in model.batches) == [2] * 6
 
 
 def test_full_queue_refuses_and_failure_stays_with_its_request():
-    model = RecordingModel(delay=0.05, fail_on="bad")
+    model = RecordingModel(fail_on="bad")
     bad = [Record("x", "bad")]
     jobs = [(records("a"), 1), (bad, 1), (records("b"), 1), (records("c"), 1)]
     out, _ = asyncio.run(run_batcher(model, jobs, queue_max=3, max_wait_s=0.01))
@@ -90,7 +90,7 @@ def test_full_queue_refuses_and_failure_stays_with_its_request():
 
 def test_metrics_record_batches_and_queue():
     metrics = ServiceMetrics()
-    model = RecordingModel(delay=0.01)
+    model = RecordingModel()
     jobs = [(records(f"r{i}"), 1) for i in range(5)]
     asyncio.run(run_batcher(model, jobs, metrics=metrics, max_wait_s=0.01))
     reg = metrics.registry
@@ -99,22 +99,120 @@ def test_metrics_record_batches_and_queue():
     assert reg.get_sample_value("kdaug_queue_depth") == 0
 
 
+class GatedModel(RecordingModel):
+    """Each batch waits until the test opens the gate; says when a batch has started."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.started = threading.Semaphore(0)
+
+    def __call__(self, records, params):
+        self.started.release()
+        assert self.gate.wait(timeout=30), "gate never opened"
+        return super().__call__(records, params)
+
+
+async def started(model: GatedModel) -> None:
+    assert await asyncio.to_thread(model.started.acquire, timeout=30), "no batch started"
+
+
 def test_timed_out_requests_are_skipped_and_stop_drains():
     async def scenario():
-        model = RecordingModel(delay=0.05)
+        model = GatedModel()
+        events: list[tuple[str, dict]] = []
         batcher = MicroBatcher(model, max_wait_s=0.0)
+        batcher.listeners.append(lambda kind, info: events.append((kind, info)))
         batcher.start()
         first = asyncio.ensure_future(batcher.submit(records("first"), SampleParams(n=1)))
-        await asyncio.sleep(0.01)  # the first batch is running
-        with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(batcher.submit(records("late"), SampleParams(n=1)), 0.01)
+        await started(model)  # the first batch is running (and waits at the gate)
+        late = asyncio.ensure_future(batcher.submit(records("late", 3), SampleParams(n=1)))
+        await asyncio.sleep(0)
+        late.cancel()  # what a request timeout does to its job
         queued = asyncio.ensure_future(batcher.submit(records("queued"), SampleParams(n=1)))
         await asyncio.sleep(0)
-        await batcher.stop(timeout_s=5)  # drains: the queued request is still answered
+        stopping = asyncio.ensure_future(batcher.stop(timeout_s=30))
+        await asyncio.sleep(0)
         with pytest.raises(ShuttingDownError):
             await batcher.submit(records("after"), SampleParams(n=1))
-        return model, await first, await queued
+        model.gate.set()
+        await stopping  # drains: the queued request is still answered
+        return model, events, await first, await queued
 
-    model, first, queued = asyncio.run(scenario())
+    model, events, first, queued = asyncio.run(scenario())
     assert first[0][0].id == "first-0" and queued[0][0].id == "queued-0"
-    assert ["late-0"] not in model.batches
+    assert model.batches == [["first-0"], ["queued-0"]]  # the cancelled job never ran
+    assert ("cancelled", {"records": 3, "reason": "cancelled"}) in events
+
+
+def test_round_robin_across_requests_with_bounded_records_per_batch():
+    async def scenario():
+        model = GatedModel()
+        batcher = MicroBatcher(model, max_records=4, max_wait_s=0.0)
+        batcher.start()
+        big = asyncio.ensure_future(batcher.submit(records("big", 10), SampleParams(n=1)))
+        await started(model)  # big-0..3 at the model
+        small = [
+            asyncio.ensure_future(batcher.submit(records(f"s{i}"), SampleParams(n=1)))
+            for i in range(2)
+        ]
+        await asyncio.sleep(0)
+        model.gate.set()
+        await asyncio.gather(big, *small)
+        await batcher.stop(timeout_s=5)
+        return model
+
+    model = asyncio.run(scenario())
+    assert model.batches[0] == ["big-0", "big-1", "big-2", "big-3"]
+    assert model.batches[1] == ["s0-0", "s1-0", "big-4", "big-5"]  # one each, in turns
+    assert all(len(b) <= 4 for b in model.batches)
+    assert sorted(i for b in model.batches for i in b) == sorted(
+        [f"big-{i}" for i in range(10)] + ["s0-0", "s1-0"]
+    )
+
+
+def test_batches_hold_at_most_max_words_unless_one_record_is_larger():
+    sizes = [3, 3, 3, 9, 1, 2]
+    recs = [Record(f"r{i}", " ".join(["w"] * k)) for i, k in enumerate(sizes)]
+    model = RecordingModel()
+    asyncio.run(run_batcher(model, [(recs, 1)], max_records=64, max_wait_s=0.0, max_words=6))
+    assert model.batches == [["r0", "r1"], ["r2"], ["r3"], ["r4", "r5"]]
+
+
+def test_without_merging_requests_take_turns_batch_by_batch():
+    async def scenario():
+        model = GatedModel()
+        batcher = MicroBatcher(model, max_records=2, enabled=False)
+        batcher.start()
+        a = asyncio.ensure_future(batcher.submit(records("a", 6), SampleParams(n=1)))
+        await started(model)
+        b = asyncio.ensure_future(batcher.submit(records("b", 2), SampleParams(n=1)))
+        await asyncio.sleep(0)
+        model.gate.set()
+        await asyncio.gather(a, b)
+        await batcher.stop(timeout_s=5)
+        return model
+
+    model = asyncio.run(scenario())
+    assert model.batches == [["a-0", "a-1"], ["b-0", "b-1"], ["a-2", "a-3"], ["a-4", "a-5"]]
+
+
+def test_stop_fails_what_is_left_at_the_deadline_without_waiting_for_the_model():
+    async def scenario():
+        model = GatedModel()
+        batcher = MicroBatcher(model, max_wait_s=0.0)
+        batcher.start()
+        stuck = asyncio.ensure_future(batcher.submit(records("stuck"), SampleParams(n=1)))
+        await started(model)
+        waiting = asyncio.ensure_future(batcher.submit(records("waiting"), SampleParams(n=1)))
+        await asyncio.sleep(0)
+        await batcher.stop(timeout_s=0.05)  # the model never finishes its batch
+        try:  # both answered at the deadline, while the model is still busy
+            return await asyncio.wait_for(
+                asyncio.gather(stuck, waiting, return_exceptions=True), timeout=10
+            )
+        finally:
+            model.gate.set()
+
+    stuck, waiting = asyncio.run(scenario())
+    assert isinstance(stuck, ShuttingDownError) and isinstance(waiting, ShuttingDownError)

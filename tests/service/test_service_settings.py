@@ -64,3 +64,98 @@ def test_json_log_lines():
     record = logging.LogRecord("kdaug", logging.INFO, __file__, 1, "ready in %d s", (3,), None)
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "ready in 3 s" and line["level"] == "info"
+
+
+@pytest.mark.parametrize("value", [" ", ",", " , ,"])
+def test_api_keys_set_but_holding_no_key_stop_the_start(monkeypatch, capsys, value):
+    monkeypatch.setenv("KDAUG_API_KEYS", value)
+    with pytest.raises(KdaugError, match="KDAUG_API_KEYS"):
+        load_settings(build_parser().parse_args(["serve"]))
+    code = main(["serve", "--mlm", "none", "--port", "9"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("kdaug: error:") and "\n" not in err
+    assert "KDAUG_API_KEYS" in err
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "65536"])
+def test_serve_refuses_a_port_out_of_range_in_one_line(capsys, port):
+    code = main(["serve", "--mlm", "none", "--port", port])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("kdaug: error:") and "\n" not in err, err
+    assert "--port" in err and port in err
+
+
+def test_serve_refuses_a_port_it_cannot_bind_in_one_line(capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        code = main(["serve", "--mlm", "none", "--port", port])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("kdaug: error:") and "\n" not in err, err
+    assert port in err
+
+
+def test_serve_with_a_config_that_is_not_utf8_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "augment.yaml"
+    path.write_bytes(b"top_k: 7\n# caf\xe9\n")
+    code = main(["serve", "--mlm", "none", "--config", str(path), "--port", "9"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("kdaug: error:") and "\n" not in err, err
+    assert "augment.yaml" in err
+
+
+def test_serve_exits_in_one_line_when_the_vectors_cannot_load(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "vectors.txt"
+    bad.write_bytes(b"\x00\x01 not vectors\nat all\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "augment.cli", "serve", "--mlm", "none", "--vectors", str(bad),
+         "--device", "cpu", "--port", "0"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert lines[-1].startswith("kdaug: error:") and "vectors.txt" in lines[-1]
+    assert "Traceback" not in proc.stderr and "Uvicorn running" not in proc.stderr
+
+
+def test_settings_of_the_limits_come_from_the_environment(monkeypatch):
+    for name, value in {
+        "MAX_REQUEST_WORK": "5000", "MAX_RESPONSE_BYTES": "2000000", "BATCH_MAX_WORDS": "300",
+        "HEADER_TIMEOUT_S": "3", "BODY_TIMEOUT_S": "4", "MAX_CONNECTIONS": "9",
+        "DRAIN_TIMEOUT_S": "7", "KEEP_ALIVE_S": "2",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(f"KDAUG_{name}", value)
+    s = ServiceSettings()
+    assert (s.max_request_work, s.max_response_bytes, s.batch_max_words) == (5000, 2_000_000, 300)
+    assert (s.header_timeout_s, s.body_timeout_s, s.max_connections) == (3, 4, 9)
+    assert (s.drain_timeout_s, s.keep_alive_s) == (7, 2)
+
+
+class BrokenAugmenter:
+    """Loads, but fails its warm-up batch."""
+
+    def __init__(self, augmenter) -> None:
+        self.config = augmenter.config
+
+    def versions(self):
+        return {"kdaug": "test"}
+
+    def augment(self, records, params):
+        raise RuntimeError("the model broke during warm-up")
+
+
+def test_serve_stops_with_one_line_when_the_warm_up_fails(augmenter):
+    from service.app import create_app
+    from service.server import bind, serve
+
+    app = create_app(ServiceSettings(warmup=True), augmenter=BrokenAugmenter(augmenter))
+    sock = bind("127.0.0.1", 0)
+    with pytest.raises(KdaugError, match="the model broke during warm-up") as info:
+        serve(app, sock, log_level="warning")
+    assert "\n" not in str(info.value)
