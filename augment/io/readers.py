@@ -440,17 +440,23 @@ def _tsv_rows(path: Path, cols: Columns) -> Iterator[tuple[int, dict] | Reject]:
             if not text:
                 yield Reject(n, "blank line", line=ln)
                 continue
-            fields = text.split("\t")
-            if header is None:
-                yield ln, dict(enumerate(fields))
-            elif len(fields) != width:
-                reason = f"row has {len(fields)} fields, the header has {width}"
-                yield Reject(n, reason, None, {"fields": fields}, line=ln)
-            else:
-                yield ln, dict(zip(header, fields, strict=True))
+            yield _fields_row(n, ln, text.split("\t"), header, width)
 
 
 _END = object()
+
+
+def _fields_row(
+    n: int, ln: int, fields: list[str], header: list[str] | None, width: int | None
+) -> tuple[int, dict[Any, str]] | Reject:
+    """One delimited row: (line, fields by column name or index), or a Reject when its field
+    count differs from the header's."""
+    if header is None:
+        return ln, dict(enumerate(fields))
+    if len(fields) != width:
+        reason = f"row has {len(fields)} fields, the header has {width}"
+        return Reject(n, reason, None, {"fields": fields}, line=ln)
+    return ln, dict(zip(header, fields, strict=True))
 
 
 def _csv_rows(path: Path, cols: Columns) -> Iterator[tuple[int, dict] | Reject]:
@@ -501,13 +507,8 @@ def _csv_rows(path: Path, cols: Columns) -> Iterator[tuple[int, dict] | Reject]:
             if bad:
                 data = b"".join(line for _, _, line in taken)
                 yield Reject(n, bad, None, {"line": _preview(data)}, line=ln)
-            elif header is None:
-                yield ln, dict(enumerate(fields))
-            elif len(fields) != width:
-                reason = f"row has {len(fields)} fields, the header has {width}"
-                yield Reject(n, reason, None, {"fields": fields}, line=ln)
             else:
-                yield ln, dict(zip(header, fields, strict=True))
+                yield _fields_row(n, ln, fields, header, width)
             n += 1
 
 
