@@ -11,6 +11,13 @@ from pathlib import Path
 from typing import Any
 
 STAGE_FLAGS = ("epochs", "max_steps", "batch_size", "grad_accum", "lr")
+BILSTM_FLAGS = {  # flag dest -> BiLSTMSettings field
+    "lstm_hidden": "hidden_size",
+    "lstm_layers": "layers",
+    "lstm_dropout": "dropout",
+    "embeddings": "embeddings",
+    "logit_loss": "loss",
+}
 
 
 def _common(p: argparse.ArgumentParser, train: bool = True) -> None:
@@ -44,7 +51,7 @@ def _common(p: argparse.ArgumentParser, train: bool = True) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from distill.config import DistillConfig
+    from distill.config import BILSTM_STAGE, DistillConfig
 
     overrides = {
         "task": args.task,
@@ -60,8 +67,13 @@ def _config(args: argparse.Namespace) -> Any:
         overrides[key] = getattr(args, key, None)
     if isinstance(overrides["layer_map"], str) and overrides["layer_map"][:1].isdigit():
         overrides["layer_map"] = [int(x) for x in overrides["layer_map"].split(",")]
+    overrides["bilstm"] = {k: getattr(args, f, None) for f, k in BILSTM_FLAGS.items()}
+    overrides["bilstm"] = {k: v for k, v in overrides["bilstm"].items() if v is not None}
+    if getattr(args, "hard_weight", None) is not None:
+        overrides["weights"] = {"hard": args.hard_weight}
     stage = {k: getattr(args, k, None) for k in STAGE_FLAGS}
-    return DistillConfig.load(args.config, overrides, stage)
+    defaults = {"prediction": BILSTM_STAGE} if getattr(args, "student", None) == "bilstm" else None
+    return DistillConfig.load(args.config, overrides, stage, defaults)
 
 
 def _print(result: Any) -> None:
@@ -125,12 +137,31 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--student",
         required=True,
-        help="checkpoint path/name, tinybert4, tinybert6, or teacher-layers:K",
+        help="checkpoint path/name, tinybert4, tinybert6, teacher-layers:K, or bilstm",
     )
     p.add_argument("--train", required=True, help="kdaug shard dir, Parquet file or data file")
-    p.add_argument("--stage", choices=["intermediate", "prediction", "both"], default="both")
+    p.add_argument(
+        "--stage",
+        choices=["intermediate", "prediction", "both"],
+        help="default: both (bilstm: prediction, its only stage)",
+    )
     p.add_argument("--layer-map", help="uniform, top, bottom, or teacher layers like 3,6,9,12")
     p.add_argument("--temperature", type=float, help="soft cross-entropy temperature")
+    p.add_argument("--hard-weight", type=float, help="weight of the gold-label loss (default 0)")
+    g = p.add_argument_group("BiLSTM student (--student bilstm)")
+    g.add_argument("--lstm-hidden", type=int, help="LSTM units per direction (default 150)")
+    g.add_argument("--lstm-layers", type=int, help="stacked BiLSTM layers (default 1)")
+    g.add_argument("--lstm-dropout", type=float, help="dropout (default 0.1)")
+    g.add_argument(
+        "--embeddings",
+        help="glove-6b-50d (default), a GloVe/word2vec/KeyedVectors file, teacher (its input "
+        "embeddings), or none",
+    )
+    g.add_argument(
+        "--logit-loss",
+        choices=["mse", "soft-ce"],
+        help="logit MSE (default, Tang et al.) or soft cross-entropy at --temperature",
+    )
     _common(p)
     p.set_defaults(func=_distill)
 

@@ -46,6 +46,40 @@ class LossWeights(BaseModel):
     cosine: float = Field(0.0, ge=0, description="stage 2: DistilBERT cosine loss, last layer")
 
 
+class BiLSTMSettings(BaseModel):
+    """The BiLSTM student (`--student bilstm`): its shape, word vectors and logit loss."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hidden_size: int = Field(150, ge=1, description="LSTM units per direction")
+    layers: int = Field(1, ge=1, le=8, description="stacked BiLSTM layers")
+    dropout: float = Field(0.1, ge=0, lt=1, description="on embeddings, between layers, in the MLP")
+    mlp_hidden: int = Field(200, ge=1, description="width of the ReLU layer of the classifier")
+    embeddings: str = Field(
+        "glove-6b-50d",
+        description="glove-6b-50d, a GloVe/word2vec/KeyedVectors file, teacher (the teacher's "
+        "input embeddings, a word's WordPiece rows averaged), or none",
+    )
+    embedding_dim: int = Field(50, ge=1, description="embedding width with embeddings: none")
+    extra_words: int = Field(
+        20000, ge=0, description="most frequent words of the vectors added to the training words"
+    )
+    loss: Literal["mse", "soft-ce"] = Field(
+        "mse", description="logit MSE (Tang et al.) or soft cross-entropy at `temperature`"
+    )
+
+
+# the prediction stage of a BiLSTM trains from scratch: a larger step size and more passes
+BILSTM_STAGE = {
+    "epochs": 6,
+    "lr": 1e-3,
+    "warmup": 0.0,
+    "schedule": "linear",
+    "batch_size": 50,
+    "weight_decay": 0.0,
+}
+
+
 def _stage_defaults(task: TaskSpec) -> dict[str, dict[str, Any]]:
     return {
         "finetune": {"epochs": 3, "lr": 5e-5, "warmup": 0.1, "schedule": "linear"},
@@ -81,6 +115,7 @@ class DistillConfig(BaseModel):
     )
     temperature: float = Field(1.0, gt=0)
     weights: LossWeights = Field(default_factory=LossWeights)
+    bilstm: BiLSTMSettings = Field(default_factory=BiLSTMSettings)
     finetune: StageConfig
     intermediate: StageConfig
     prediction: StageConfig
@@ -161,12 +196,23 @@ class DistillConfig(BaseModel):
 
     @classmethod
     def load(
-        cls, path: str | Path | None, overrides: dict[str, Any], stage_overrides: dict[str, Any]
+        cls,
+        path: str | Path | None,
+        overrides: dict[str, Any],
+        stage_overrides: dict[str, Any],
+        stage_defaults: dict[str, dict[str, Any]] | None = None,
     ) -> DistillConfig:
-        """YAML file (optional), then `overrides`, then `stage_overrides` applied to every stage;
-        None values in the overrides are ignored (an unset flag keeps the file's value)."""
+        """`stage_defaults` (over the task preset's), then the YAML file (optional), then `overrides`
+        (a mapping merges into the file's), then `stage_overrides` applied to every stage; None
+        values in the overrides are ignored (an unset flag keeps the file's value)."""
         data: dict[str, Any] = read_settings(path) if path else {}
-        data.update({k: v for k, v in overrides.items() if v is not None})
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                value = {**data[key], **value}
+            if value is not None and value != {}:
+                data[key] = value
+        for stage, defaults in (stage_defaults or {}).items():
+            data[stage] = {**defaults, **(data.get(stage) or {})}
         stage_set = {k: v for k, v in stage_overrides.items() if v is not None}
         for stage in STAGES:
             data[stage] = {**(data.get(stage) or {}), **stage_set}

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from distill.bilstm import STUDENT as STUDENT_BILSTM
+from distill.bilstm import is_bilstm, load_bilstm
 from distill.checkpoint import seed_everything
 from distill.config import DistillConfig
 from distill.data import BatchStream, ExampleSource
@@ -118,14 +120,28 @@ def distill(
     train: str,
     evals: list[str],
     out: Path,
-    stages: str = "both",
+    stages: str | None = None,
     resume: bool = False,
 ) -> dict[str, Any]:
-    """Intermediate-layer then prediction-layer distillation (or one of them)."""
+    """Intermediate-layer then prediction-layer distillation (or one of them; default both); a
+    BiLSTM student (`bilstm`) has the prediction stage only."""
+    if student_spec == STUDENT_BILSTM:
+        from distill.bilstm_job import check_stage, distill_bilstm
+
+        check_stage(stages or "prediction")
+        return distill_bilstm(cfg, trained_dir(teacher_dir), train, evals, out, resume)
     rt = setup_runtime(cfg.device, cfg.precision)
     try:
         return _distill(
-            rt, cfg, trained_dir(teacher_dir), student_spec, train, evals, out, stages, resume
+            rt,
+            cfg,
+            trained_dir(teacher_dir),
+            student_spec,
+            train,
+            evals,
+            out,
+            stages or "both",
+            resume,
         )
     finally:
         teardown_runtime(rt)
@@ -265,7 +281,11 @@ def cache_teacher_logits(
 def evaluate_model(cfg: DistillConfig, model: str, evals: list[str]) -> dict[str, Any]:
     """`kdaug evaluate`: the task's metrics of a saved model on dev files."""
     rt = setup_runtime(cfg.device, cfg.precision)
-    net, tokenizer = load_teacher(trained_dir(model), cfg.spec)
+    path = trained_dir(model)
+    if is_bilstm(path):
+        net, tokenizer = load_bilstm(path, cfg.spec)
+    else:
+        net, tokenizer = load_teacher(path, cfg.spec)
     net.to(rt.device)
     _, dev = _streams(cfg, tokenizer, None, evals, 1)
     with torch.inference_mode():

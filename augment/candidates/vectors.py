@@ -92,6 +92,11 @@ class VectorIndex:
         return cls(words, matrix, name=PACKAGED_GLOVE, **kwargs)
 
     # queries -----------------------------------------------------------------------------
+    @property
+    def vectors(self) -> np.ndarray:
+        """The whole table, one row per word of `words` (possibly a read-only memory map)."""
+        return self._matrix
+
     def __contains__(self, word: str) -> bool:
         return word.lower() in self.key_to_index
 
