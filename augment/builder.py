@@ -147,7 +147,9 @@ def _build(spec: BuildSpec, executor=None) -> dict[str, Any]:
         bar.close()
     manifest["num_shards"] = plan["shards"]
     check_accounting(manifest, plan["rows"], spec.input)
-    check_input_rows(spec.input, fmt, spec.split, spec.columns.header, plan["rows"])
+    check_input_rows(
+        spec.input, fmt, spec.split, spec.columns.header, plan["rows"], info.get("rows")
+    )
     stats = write_stats(out, manifest, time.perf_counter() - t0, new_rows, load_s)
     manifest["complete"] = True  # after stats.json: a complete manifest implies both exist
     write_json_atomic(out / "manifest.json", manifest)
@@ -171,13 +173,10 @@ def open_output(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> dict
         _remove_temp_files(out)
     else:
         if foreign := _foreign_files(out, manifest):
-            shown = ", ".join(foreign[:3]) + (
-                f" and {len(foreign) - 3} more" if foreign[3:] else ""
-            )
             raise KdaugError(
-                f"{out} holds files this build did not write ({shown}): kdaug neither deletes "
-                "them nor mixes them into its output; move them out of data/ and rejects/, or "
-                "choose another --output"
+                f"{out} holds files this build did not write ({_first_few(foreign)}): kdaug "
+                "neither deletes them nor mixes them into its output; move them out of data/ and "
+                "rejects/, or choose another --output"
             )
         _remove_temp_files(out)
         if manifest["fingerprint"] == fingerprint and not overwrite:
@@ -247,12 +246,22 @@ def prepare_output(out: Path) -> None:
 
 
 def _not_a_build(out: Path, extra: list[str]) -> str:
-    shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if extra[3:] else "")
     return (
-        f"output {out} is not empty and is not a kdaug build (no manifest.json; it holds {shown}): "
+        f"output {out} is not empty and is not a kdaug build (no manifest.json; it holds "
+        f"{_first_few(extra)}): "
         "kdaug does not delete what it did not write, even with --overwrite; choose an empty or "
         "new --output"
     )
+
+
+def _first_few(names: list[str]) -> str:
+    """The first three of `names`, and how many more there are."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if names[3:] else "")
+
+
+def _shard_files(entry: dict[str, Any]) -> list[str]:
+    """The files (relative to the output) of one manifest shard entry: its shard and rejects."""
+    return [rel for rel in (entry["file"], entry.get("rejects_file")) if rel]
 
 
 def _untracked_entries(out: Path) -> list[str]:
@@ -269,11 +278,7 @@ def _is_own_temp(p: Path) -> bool:
 def _owned_files(manifest: dict[str, Any]) -> set[str]:
     """Relative paths of the shard and rejects files that `manifest` proves are kdaug's: those of
     recorded shards, and the names of shards dispatched but not recorded (killed mid-write)."""
-    files = set()
-    for e in manifest["shards"].values():
-        files.add(e["file"])
-        if e.get("rejects_file"):
-            files.add(e["rejects_file"])
+    files = {rel for e in manifest["shards"].values() for rel in _shard_files(e)}
     for name in manifest["in_progress"]:
         files |= {f"data/{name}.parquet", f"rejects/{name}.jsonl"}
     return files
@@ -495,11 +500,10 @@ def check_input_unchanged(path: str | Path, before: dict[str, tuple[int, ...]] |
         after = {}
     if after != before:
         changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-        shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if changed[3:] else "")
         raise InputChangedError(
-            f"{path} changed while it was read ({shown}): the rows read no longer match the "
-            "fingerprint taken before, so the build stops and keeps none of this run's shards; "
-            "run it again once the input no longer changes"
+            f"{path} changed while it was read ({_first_few(changed)}): the rows read no longer "
+            "match the fingerprint taken before, so the build stops and keeps none of this run's "
+            "shards; run it again once the input no longer changes"
         )
 
 
@@ -520,10 +524,8 @@ def drop_shards(out: Path, manifest: dict[str, Any], names: set[str]) -> None:
     """Forget the shards `names` and delete their files (before the manifest that no longer
     lists them is written, so that no unlisted file of kdaug's is left)."""
     for name in sorted(names):
-        e = manifest["shards"].pop(name)
-        for rel in (e["file"], e.get("rejects_file")):
-            if rel:
-                (out / rel).unlink(missing_ok=True)
+        for rel in _shard_files(manifest["shards"].pop(name)):
+            (out / rel).unlink(missing_ok=True)
     write_json_atomic(out / "manifest.json", manifest)
 
 
@@ -546,9 +548,8 @@ def verify_shards(out: Path, manifest: dict[str, Any]) -> dict[int, dict[str, An
             good[e["index"]] = e
         else:
             log.warning("shard %s is missing or fails its checksum: redoing it", name)
-            for rel in (e["file"], e.get("rejects_file")):
-                if rel:
-                    (out / rel).unlink(missing_ok=True)
+            for rel in _shard_files(e):
+                (out / rel).unlink(missing_ok=True)
     if len(good) < len(manifest["shards"]):
         manifest["complete"] = False
     manifest["shards"] = {shard_name(i): e for i, e in good.items()}

@@ -62,7 +62,7 @@ class Reject:
         return asdict(self)
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE = re.compile("[\ud800-\udfff]")  # a lone surrogate: no UTF-8 form
 
 
 def text_problem(text: object) -> str | None:
@@ -70,7 +70,7 @@ def text_problem(text: object) -> str | None:
     A lone surrogate (JSON "\\ud800") has no UTF-8 form, so no tokenizer or writer takes it."""
     if not isinstance(text, str):
         return f"is {type(text).__name__}, not a string"
-    bad = _SURROGATE.search(text)
+    bad = SURROGATE.search(text)
     if bad is not None:
         return f"has a lone surrogate U+{ord(bad.group()):04X} at character {bad.start()}"
     return None

@@ -5,7 +5,8 @@ Every physical data row becomes either a Record or a Reject (with its reason): n
 silently. Text files are read as bytes and cut into lines at b"\\n" only, and each line is decoded
 on its own, so bytes that are not UTF-8 reject exactly the row that holds them (a decoder working
 in chunks would discard the rows around them). `count_input_rows` counts the rows again by a
-separate mechanism; the builder fails a run whose reading does not match it.
+separate mechanism (for all but csv, `describe_input` takes the same count in its hashing pass);
+the builder fails a run whose reading does not match it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from augment.errors import InputError
-from augment.records import Record, Reject
+from augment.records import SURROGATE, Record, Reject
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,6 @@ TASK_LABELS: dict[str, tuple[str, ...] | None] = {
 }
 STSB_RANGE = (0.0, 5.0)
 UNLABELED = -1
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -221,7 +221,7 @@ def _kind(value: Any) -> str:
 
 
 def _check_unicode(value: str, key: str | int, what: str) -> str:
-    m = _SURROGATE.search(value)
+    m = SURROGATE.search(value)
     if m:
         raise _Bad(
             f"{what} in column {key!r} holds a lone surrogate (U+{ord(m.group()):04X} at "
@@ -311,9 +311,7 @@ def _check_task_label(text: str, key: str | int, task: str) -> None:
 def _safe(text: str) -> str:
     """`text` with lone surrogates written as escapes, so that it can be stored as UTF-8."""
     return (
-        text.encode("utf-8", "backslashreplace").decode("utf-8")
-        if _SURROGATE.search(text)
-        else text
+        text.encode("utf-8", "backslashreplace").decode("utf-8") if SURROGATE.search(text) else text
     )
 
 
@@ -639,9 +637,18 @@ def count_input_rows(path: str | Path, fmt: str, split: str = "train", header: b
     return max(rows - (header and fmt in ("csv", "tsv")), 0)
 
 
-def check_input_rows(path: str | Path, fmt: str, split: str, header: bool, rows_read: int) -> None:
-    """Fail (one line) when the rows the reader produced differ from `count_input_rows`."""
-    expected = count_input_rows(path, fmt, split, header)
+def check_input_rows(
+    path: str | Path,
+    fmt: str,
+    split: str,
+    header: bool,
+    rows_read: int,
+    expected: int | None = None,
+) -> None:
+    """Fail (one line) when the rows the reader produced differ from `count_input_rows`, or from
+    `expected` when given (the same count, taken by `describe_input` as it hashed the input)."""
+    if expected is None:
+        expected = count_input_rows(path, fmt, split, header)
     if rows_read != expected:
         raise InputError(
             f"row accounting failed: read {rows_read} rows of {path}, but it has {expected} "
@@ -713,11 +720,20 @@ def describe_input(
     path: str | Path, fmt: str, split: str = "train", header: bool = True
 ) -> dict[str, Any]:
     """Content fingerprint and size of the input: sha256 of every byte (streamed; about 1 s per
-    GB, small next to augmenting that GB) and an estimate of its data rows for progress bars."""
+    GB, small next to augmenting that GB) and an estimate of its data rows for progress bars.
+    Where that estimate is exact, `rows` holds it too: the count of `count_input_rows`, taken in
+    the hashing pass (tsv / jsonl lines, parquet's footer, a dataset's num_rows; not csv, whose
+    quoted fields may span lines)."""
     path = Path(path)
     if fmt == "hf" and not path.exists():
         ds = open_hf_dataset(str(path), split)
-        return {"sha256": None, "hub_fingerprint": ds._fingerprint, "rows_estimate": len(ds)}
+        rows = len(ds)
+        return {
+            "sha256": None,
+            "hub_fingerprint": ds._fingerprint,
+            "rows_estimate": rows,
+            "rows": rows,
+        }
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     digest = hashlib.sha256()
     size = newlines = 0
@@ -736,5 +752,8 @@ def describe_input(
     elif fmt == "hf":
         rows = len(open_hf_dataset(str(path), split))
     else:  # one row a line (csv fields spanning lines make this an over-estimate)
-        rows = newlines + (last != b"\n") - (header and fmt in ("csv", "tsv"))
-    return {"sha256": digest.hexdigest(), "bytes": size, "rows_estimate": max(rows, 0)}
+        rows = max(newlines + (last != b"\n") - (header and fmt in ("csv", "tsv")), 0)
+    info = {"sha256": digest.hexdigest(), "bytes": size, "rows_estimate": rows}
+    if fmt != "csv":
+        info["rows"] = rows
+    return info

@@ -101,8 +101,8 @@ def sha256_file(path: str | Path) -> str:
 
 
 class ShardWriter:
-    """Parquet writer that appends row groups to `path.tmp` and renames it to `path` on close,
-    after an fsync, so a file under its final name is always complete and durable."""
+    """Parquet writer that appends row groups to `temp_path(path)` and renames it to `path` on
+    close, after an fsync, so a file under its final name is always complete and durable."""
 
     def __init__(self, path: str | Path, row_group_rows: int = 8192) -> None:
         self.path = Path(path)
