@@ -168,12 +168,10 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
 
 
 def verified_shards(outdir: str | Path, manifest: dict[str, Any]) -> list[Shard]:
-    """The shards of a complete build in order, each checked against the manifest: every shard
-    0..num_shards-1 recorded, its file inside `outdir` and present, its sha256 and its Parquet
-    row count equal to the recorded ones. Anything else is a one-line KdaugError naming the
-    shard."""
-    if not manifest.get("complete"):
-        raise KdaugError(f"{outdir} is not complete: re-run its `kdaug augment` command first")
+    """The shards of a complete build (the caller checks that) in order, each checked against
+    the manifest: every shard 0..num_shards-1 recorded, its file inside `outdir` and present, its
+    sha256 and its Parquet row count equal to the recorded ones. Anything else is a one-line
+    KdaugError naming the shard."""
     out = Path(outdir)
     root = out.resolve()
     shards: dict[str, dict[str, Any]] = manifest["shards"]

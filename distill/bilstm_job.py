@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,6 @@ from distill.logits_cache import LogitsCache, find_cache, teacher_fingerprint, w
 from distill.models import count_parameters, load_teacher, save_model
 from distill.report import plot_curves, write_metrics
 from distill.runtime import Runtime, main_only, setup_runtime, teardown_runtime
-from distill.trainer import StageTrainer
 
 log = logging.getLogger(__name__)
 LATENCY_SENTENCES = 64
@@ -165,7 +163,7 @@ def distill_bilstm(
     resume: bool = False,
 ) -> dict[str, Any]:
     """Train a BiLSTM student on the teacher's logits; the best dev model goes to out/best."""
-    from distill.pipeline import _stage_record, _streams
+    from distill.pipeline import _streams, _train_stage
 
     if cfg.weights.cosine:
         raise BiLSTMError(f"--student {STUDENT}: the cosine loss needs a transformer student")
@@ -191,8 +189,7 @@ def distill_bilstm(
         objective = LogitObjective(
             student, cfg.bilstm.loss, w.soft, w.hard, cfg.temperature, spec.is_regression
         )
-        t0 = time.perf_counter()
-        trainer = StageTrainer(
+        state, record = _train_stage(
             "prediction",
             cfg,
             objective,
@@ -203,9 +200,9 @@ def distill_bilstm(
             out,
             teacher=lambda batch: {"logits": batch.teacher_logits},
             dev=dev,
+            resume=resume,
         )
-        state = trainer.train(resume)
-        record = {**_stage_record(state, time.perf_counter() - t0), "teacher_forwards": forwards}
+        record["teacher_forwards"] = forwards
         if not dev:
             main_only(rt, lambda: save_model(student, tokenizer, out / "best"))
 

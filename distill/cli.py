@@ -67,8 +67,8 @@ def _config(args: argparse.Namespace) -> Any:
         overrides[key] = getattr(args, key, None)
     if isinstance(overrides["layer_map"], str) and overrides["layer_map"][:1].isdigit():
         overrides["layer_map"] = [int(x) for x in overrides["layer_map"].split(",")]
-    overrides["bilstm"] = {k: getattr(args, f, None) for f, k in BILSTM_FLAGS.items()}
-    overrides["bilstm"] = {k: v for k, v in overrides["bilstm"].items() if v is not None}
+    bilstm = {k: getattr(args, f, None) for f, k in BILSTM_FLAGS.items()}
+    overrides["bilstm"] = {k: v for k, v in bilstm.items() if v is not None}
     if getattr(args, "hard_weight", None) is not None:
         overrides["weights"] = {"hard": args.hard_weight}
     stage = {k: getattr(args, k, None) for k in STAGE_FLAGS}

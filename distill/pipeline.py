@@ -67,12 +67,17 @@ def _streams(
     return train_stream, dev
 
 
-def _stage_record(state: Any, wall: float) -> dict[str, Any]:
-    return {
+def _train_stage(name: str, *args: Any, resume: bool, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    """`StageTrainer(name, *args, **kwargs).train(resume)`: its state and its metrics record."""
+    t0 = time.perf_counter()
+    state = StageTrainer(name, *args, **kwargs).train(resume)
+    wall = time.perf_counter() - t0
+    record = {
         "steps": state.step,
         "seconds": round(wall, 1),
         "train_seconds": round(state.seconds, 1),
     }
+    return state, record
 
 
 def finetune_teacher(
@@ -86,12 +91,18 @@ def finetune_teacher(
         net.to(rt.device)
         train_stream, dev = _streams(cfg, tokenizer, train, evals, cfg.finetune.batch_size)
         objective = SupervisedObjective(net, cfg.spec.is_regression)
-        t0 = time.perf_counter()
-        trainer = StageTrainer(
-            "finetune", cfg, objective, net, tokenizer, train_stream, rt, out, dev=dev
+        state, record = _train_stage(
+            "finetune",
+            cfg,
+            objective,
+            net,
+            tokenizer,
+            train_stream,
+            rt,
+            out,
+            dev=dev,
+            resume=resume,
         )
-        state = trainer.train(resume)
-        record = _stage_record(state, time.perf_counter() - t0)
 
         def finish() -> dict[str, Any]:
             if not dev:
@@ -185,15 +196,21 @@ def _distill(
                 attention=[x - 1 for x in g] if w.attention else None,
                 autocast=rt.autocast,
             )
-            t0 = time.perf_counter()
-            trainer = StageTrainer(
-                "intermediate", cfg, objective, student, tokenizer, stream, rt, out, teacher=targets
+            state, records["intermediate"] = _train_stage(
+                "intermediate",
+                cfg,
+                objective,
+                student,
+                tokenizer,
+                stream,
+                rt,
+                out,
+                teacher=targets,
+                resume=resume,
             )
-            state = trainer.train(resume)
             for capture in (objective.scores, targets.scores):
                 if capture is not None:
                     capture.remove()
-            records["intermediate"] = _stage_record(state, time.perf_counter() - t0)
             histories["intermediate"] = state.history
             main_only(rt, lambda: save_model(student, tokenizer, done))
             if stages == "intermediate":
@@ -210,8 +227,7 @@ def _distill(
             teacher, hidden=[n] if cfg.weights.cosine else None, autocast=rt.autocast
         )
         objective = PredictionObjective(student, cfg.weights, cfg.temperature, spec.is_regression)
-        t0 = time.perf_counter()
-        trainer = StageTrainer(
+        state, records["prediction"] = _train_stage(
             "prediction",
             cfg,
             objective,
@@ -222,9 +238,8 @@ def _distill(
             out,
             teacher=targets,
             dev=dev,
+            resume=resume,
         )
-        state = trainer.train(resume)
-        records["prediction"] = _stage_record(state, time.perf_counter() - t0)
         records["prediction"]["teacher_forwards"] = targets.forwards
         histories["prediction"] = state.history
         if not dev:
