@@ -147,10 +147,6 @@ class MicroBatcher:
         """Requests admitted and not yet answered (waiting, or part-way through)."""
         return len(self._jobs)
 
-    @property
-    def closing(self) -> bool:
-        return self._closing
-
     def start(self) -> None:
         """Start the worker on the running event loop."""
         self._wakeup, self._idle = asyncio.Event(), asyncio.Event()
@@ -262,24 +258,24 @@ class MicroBatcher:
         live = [j for j in jobs if j.left and not j.future.done()]
         if not self.enabled:
             live = live[:1]
-        taken = {id(j): 0 for j in live}
+        taken = dict.fromkeys(live, 0)  # records taken from each job (jobs hash by identity)
         records = words = 0
         while live and records < self.max_records:
             for job in list(live):
                 if records >= self.max_records:
                     break
-                k = taken[id(job)]
+                k = taken[job]
                 w = job.words[job.next + k]
                 if records and words + w > self.max_words:
                     live.remove(job)  # its next record does not fit; others' may
                     continue
-                taken[id(job)] = k + 1
+                taken[job] = k + 1
                 records, words = records + 1, words + w
                 if job.left == k + 1:
                     live.remove(job)
         batch = []
         for job in jobs:
-            k = taken.get(id(job), 0)
+            k = taken.get(job, 0)
             if k:
                 batch.append((job, job.next, job.next + k))
                 job.next += k

@@ -95,22 +95,26 @@ def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
 def check_budget(state: ServiceState, work: int, size: int) -> None:
     """413 before any work when a request's work or estimated response is over its limit."""
     s = state.settings
-    if work > s.max_request_work:
-        state.metrics.rejected.labels("work").inc()
-        raise HTTPException(
-            413,
-            detail=f"this request is {work} units of work (words x n, summed over its inputs), "
-            f"over the limit of {s.max_request_work} (KDAUG_MAX_REQUEST_WORK): send fewer or "
-            "shorter texts, or a smaller n",
-        )
-    if size > s.max_response_bytes:
-        state.metrics.rejected.labels("response_size").inc()
-        raise HTTPException(
-            413,
-            detail=f"the response would be about {size} bytes, over the limit of "
-            f"{s.max_response_bytes} (KDAUG_MAX_RESPONSE_BYTES): send fewer or shorter texts, "
-            "or a smaller n",
-        )
+    limits = (
+        (
+            "work",
+            work,
+            s.max_request_work,
+            "this request is {} units of work (words x n, summed "
+            "over its inputs), over the limit of {} (KDAUG_MAX_REQUEST_WORK)",
+        ),
+        (
+            "response_size",
+            size,
+            s.max_response_bytes,
+            "the response would be about {} bytes, over the limit of {} (KDAUG_MAX_RESPONSE_BYTES)",
+        ),
+    )
+    for reason, value, limit, what in limits:
+        if value > limit:
+            state.metrics.rejected.labels(reason).inc()
+            detail = what.format(value, limit) + ": send fewer or shorter texts, or a smaller n"
+            raise HTTPException(413, detail=detail)
 
 
 def check_sources_loaded(state: ServiceState, sources: tuple[str, ...]) -> None:
@@ -233,10 +237,9 @@ def build_router(request_schema: dict[str, Any]) -> APIRouter:
     @router.get("/healthz")
     async def healthz(state: State) -> JSONResponse:
         """Alive: 200 while the process serves (also while loading); 503 if loading failed."""
-        body = {"status": "failed" if state.status == "failed" else "alive"}
-        if "detail" in (described := state.describe()):
-            body["detail"] = described["detail"]
-        return JSONResponse(body, status_code=503 if state.status == "failed" else 200)
+        if state.status != "failed":  # no model versions here: a liveness probe stays cheap
+            return JSONResponse({"status": "alive"})
+        return JSONResponse(state.describe(), status_code=503)  # status "failed", detail
 
     @router.get("/readyz")
     async def readyz(state: State) -> JSONResponse:

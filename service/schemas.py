@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, create_model
@@ -16,11 +15,11 @@ from pydantic import StringConstraints as Chars
 
 from augment.config import AugmentConfig, SampleParams
 from augment.records import Record
+from service.batching import WORD
 from service.settings import ServiceSettings
 
 SOURCES = {"mlm": ("mlm",), "vectors": ("vectors",), "both": ("mlm", "vectors")}
 SEED_MAX = 2**63 - 1
-WORD = re.compile(r"\w+")
 # Upper-end JSON sizes for the response estimate: a variant row without its texts, one item's
 # wrapper, one replacement without its two words (a candidate word is at most this long).
 ROW_BYTES, ITEM_BYTES, REPLACEMENT_BYTES, CANDIDATE_CHARS = 110, 40, 110, 30
@@ -93,15 +92,16 @@ class AugmentRequestBase(BaseModel):
             mean = params.p * len(words)
             spread = 2 * math.sqrt(mean * (1 - params.p))
             replaced = min(len(words), math.ceil(mean + spread) + 1)
+            id_bytes = json_bytes(rec.id)
             row = (
                 ROW_BYTES
-                + json_bytes(rec.id)
+                + id_bytes
                 + json_bytes(rec.label)
                 + json_bytes(rec.text_a)
                 + json_bytes(rec.text_b)
                 + replaced * (REPLACEMENT_BYTES + longest + 2 * CANDIDATE_CHARS)
             )
-            size += ITEM_BYTES + json_bytes(rec.id) + variants * row
+            size += ITEM_BYTES + id_bytes + variants * row
         return work, size + 40
 
     def records(self) -> list[Record]:
