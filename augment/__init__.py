@@ -1,4 +1,8 @@
-"""kdaug's augmenter: POS-guided masked-LM and word-vector replacement for KD corpora."""
+"""kdaug's augmenter: POS-guided masked-LM and word-vector replacement for KD corpora.
+
+From Python, `augment_dataset(ds, AugmentConfig(...), task="sst2")` turns a Hugging Face dataset
+into its variants (see `augment.hf`); `Augmenter(config).augment(records)` works on Records.
+"""
 
 from __future__ import annotations
 
@@ -15,17 +19,26 @@ __all__ = [
     "Reject",
     "Replacement",
     "Variant",
+    "VariantExpander",
     "__version__",
+    "augment_dataset",
 ]
 
 if TYPE_CHECKING:
     from augment.augmenter import Augmenter
+    from augment.hf import VariantExpander, augment_dataset
+
+# Imported only when asked for: Augmenter pulls in torch and spaCy, the dataset API `datasets`.
+_LAZY = {
+    "Augmenter": "augment.augmenter",
+    "augment_dataset": "augment.hf",
+    "VariantExpander": "augment.hf",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Augmenter pulls in torch/spaCy; import it only when asked for.
-    if name == "Augmenter":
-        from augment.augmenter import Augmenter
+    if name in _LAZY:
+        import importlib
 
-        return Augmenter
-    raise AttributeError(name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'augment' has no attribute {name!r}")

@@ -31,10 +31,13 @@ from augment import __version__
 from augment.config import AugmentConfig
 from augment.errors import InputError, KdaugError
 from augment.executors import ShardResult, ShardTask, shard_name
+from augment.io.card import CARD_NAME, remove_card, write_card
+from augment.io.layout import SCHEMA_VERSION, ShardLayout
 from augment.io.readers import (
     Columns,
     check_input_rows,
     describe_input,
+    passthrough_columns,
     read_records,
     resolve_format,
 )
@@ -43,7 +46,7 @@ from augment.records import Record, Reject
 
 log = logging.getLogger(__name__)
 LAYOUT_FORMAT = "kdaug-shards/1"
-LAYOUT = ("data", "rejects", "manifest.json", "stats.json")
+LAYOUT = ("data", "rejects", "manifest.json", "stats.json", CARD_NAME)
 LOCK_NAME = ".kdaug.lock"
 SHARD_NAME = re.compile(r"^part-\d{5}$")
 
@@ -84,9 +87,8 @@ def build(spec: BuildSpec, executor=None) -> dict[str, Any]:
 
 
 def _build(spec: BuildSpec, executor=None) -> dict[str, Any]:
-    from tqdm import tqdm
-
     from augment.executors import make_executor
+    from augment.progress import progress
 
     t0 = time.perf_counter()
     fmt = resolve_format(spec.input, spec.fmt)
@@ -100,6 +102,7 @@ def _build(spec: BuildSpec, executor=None) -> dict[str, Any]:
         "shard_size": spec.shard_size,
         "config": spec.config.fingerprint_dict(),
         "kdaug": __version__,
+        "shard_schema": SCHEMA_VERSION,
     }
     out = spec.output
     manifest = open_output(out, fingerprint, spec.overwrite)
@@ -114,22 +117,25 @@ def _build(spec: BuildSpec, executor=None) -> dict[str, Any]:
             f"{time.perf_counter() - t0:.2f} s; {stats['rows_in']} rows in = {stats['records']} "
             f"records + {stats['rows_rejected']} rejected; {stats['variants_out']} variants"
         )
+        if not (out / CARD_NAME).exists():  # a build of an older kdaug, or a deleted card
+            _write_card(out, manifest, stats, shard_layout(spec, fmt, manifest))
         report_warnings(stats, out, spec.strict)
         return stats
 
+    layout = shard_layout(spec, fmt, manifest)
     executor = executor or make_executor(spec)
     done_rows = sum(e["rows_in"] for e in finished.values())
-    bar = tqdm(
+    bar = progress(
         total=max(info["rows_estimate"], done_rows) or None,
         initial=done_rows,
         desc="augment",
         unit=" rows",
-        dynamic_ncols=True,
     )
     plan: dict[str, int] = {"rows": 0, "shards": 0}
     new_rows, load_s = 0, 0.0
     try:
-        tasks = dispatched(plan_tasks(spec, fmt, set(finished), plan, state), manifest, out)
+        tasks = plan_tasks(spec, fmt, set(finished), plan, state, layout)
+        tasks = dispatched(tasks, manifest, out)
         for res in executor.map_unordered(tasks, bar.update):
             _check_versions(manifest, res.versions, out)
             name = shard_name(res.index)
@@ -151,11 +157,39 @@ def _build(spec: BuildSpec, executor=None) -> dict[str, Any]:
         spec.input, fmt, spec.split, spec.columns.header, plan["rows"], info.get("rows")
     )
     stats = write_stats(out, manifest, time.perf_counter() - t0, new_rows, load_s)
+    _write_card(out, manifest, stats, layout)
     manifest["complete"] = True  # after stats.json: a complete manifest implies both exist
     write_json_atomic(out / "manifest.json", manifest)
     summary(stats, out, resumed=len(finished), new=plan["shards"] - len(finished))
     report_warnings(stats, out, spec.strict)
     return stats
+
+
+def shard_layout(spec: BuildSpec, fmt: str, manifest: dict[str, Any]) -> ShardLayout:
+    """The shard columns of this build, recorded in the manifest: a function of what the
+    fingerprint binds (task, column mapping, the input's columns), so a resumed build reuses it
+    rather than scanning a JSON lines input for its keys again."""
+    if isinstance(manifest.get("shard_layout"), dict):
+        return ShardLayout.from_dict(manifest["shard_layout"])
+    cols = spec.columns
+    passthrough = passthrough_columns(spec.input, fmt, cols, spec.split)
+    layout = ShardLayout.for_build(
+        cols.task, cols.text_b is not None, cols.label is not None, passthrough
+    )
+    manifest["shard_layout"] = layout.to_dict()
+    return layout
+
+
+def _write_card(
+    out: Path, manifest: dict[str, Any], stats: dict[str, Any], layout: ShardLayout
+) -> None:
+    if not write_card(out, manifest, stats, layout):
+        log.warning(
+            "%s is not kdaug's dataset card: left as it is (load the shards with "
+            "load_dataset('parquet', data_dir='%s'))",
+            out / CARD_NAME,
+            out / "data",
+        )
 
 
 def open_output(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> dict[str, Any]:
@@ -211,7 +245,7 @@ def check_paths(input: str | Path, out: Path) -> None:
     if not src.exists():
         return  # a hub dataset
     src, root = src.resolve(), out.resolve()
-    owned = [root / n for n in ("manifest.json", "stats.json", LOCK_NAME)]
+    owned = [root / n for n in ("manifest.json", "stats.json", CARD_NAME, LOCK_NAME)]
     if (
         src == root
         or src in owned
@@ -317,6 +351,7 @@ def remove_build(out: Path, manifest: dict[str, Any]) -> None:
         (out / rel).unlink(missing_ok=True)
     _remove_temp_files(out)
     (out / "stats.json").unlink(missing_ok=True)
+    remove_card(out)
     (out / "manifest.json").unlink(missing_ok=True)
     for sub in ("data", "rejects"):
         with contextlib.suppress(OSError):  # absent, or holding files that are not kdaug's
@@ -566,27 +601,35 @@ def plan_tasks(
     finished: set[int],
     plan: dict[str, int],
     state: dict[str, tuple[int, ...]] | None = None,
+    layout: ShardLayout | None = None,
 ) -> Iterator[ShardTask]:
     """Stream the input once, yielding a task for each unfinished shard; `plan` counts rows and
     shards as they are read (finished shards are read past without keeping their rows). Once
-    read, the input must still match `state` (see `check_input_unchanged`)."""
+    read, the input must still match `state` (see `check_input_unchanged`). Records carry the
+    pass-through columns of `layout`, and tasks the layout their shards are written in."""
     rows: list[Record | Reject] = []
     count = index = 0
     size = spec.shard_size
-    for item in read_records(spec.input, spec.columns, fmt, split=spec.split):
+    extra = layout.passthrough if layout else ()
+    records = read_records(spec.input, spec.columns, fmt, split=spec.split, passthrough=extra)
+    for item in records:
         count += 1
         plan["rows"] += 1
         if index not in finished:
             rows.append(item)
         if count == size:
             if index not in finished:
-                yield ShardTask(index, index * size, rows, str(spec.output), spec.config.batch_size)
+                yield ShardTask(
+                    index, index * size, rows, str(spec.output), spec.config.batch_size, layout
+                )
             rows, count, index = [], 0, index + 1
             plan["shards"] = index
     if count:
         plan["shards"] = index + 1
         if index not in finished:
-            yield ShardTask(index, index * size, rows, str(spec.output), spec.config.batch_size)
+            yield ShardTask(
+                index, index * size, rows, str(spec.output), spec.config.batch_size, layout
+            )
     check_input_unchanged(spec.input, state)
     if plan["rows"] == 0:
         raise InputError(f"{spec.input}: no data rows")

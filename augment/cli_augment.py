@@ -5,39 +5,65 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-# Flags that map one-to-one onto AugmentConfig fields.
+SAMPLE_N = 5  # variants `kdaug sample` prints unless --n says otherwise
+# Flags that map one-to-one onto AugmentConfig fields; each help ends with the config's default.
 CONFIG_FLAGS: dict[str, dict[str, Any]] = {
-    "n": {"type": int, "help": "variants per record (default 20)"},
-    "p": {"type": float, "help": "replacement probability per eligible word (default 0.4)"},
-    "seed": {"type": int, "help": "global seed (default 0)"},
-    "top_k": {"type": int, "help": "candidates per word (default 15)"},
+    "n": {"type": int, "help": "variants per record"},
+    "p": {"type": float, "help": "replacement probability per eligible word"},
+    "seed": {"type": int, "help": "global seed"},
+    "top_k": {"type": int, "help": "candidates per word"},
     "mlm": {"help": "masked-LM name or path, 'default' (kdaug adapt-mlm --default) or 'none'"},
     "mlm_context": {"choices": ["masked", "with_original"], "help": "masked-LM input"},
     "mode": {
         "choices": ["exact", "fast"],
         "help": "exact: one masked copy per word (the paper); fast: several words per copy, "
-        "int8 MLM on CPU (default exact)",
+        "int8 MLM on CPU",
     },
     "mlm_quantize": {"choices": ["auto", "off", "int8"], "help": "int8 MLM (auto: fast mode, CPU)"},
     "vectors": {"help": "'glove-6b-50d' (packaged), a GloVe/word2vec/KeyedVectors file, 'none'"},
-    "vectors_limit": {"type": int, "help": "search the N most frequent words (default 100000)"},
-    "tagger": {"help": "spaCy pipeline name or path (default en_core_web_sm)"},
+    "vectors_limit": {"type": int, "help": "search the N most frequent words"},
+    "tagger": {"help": "spaCy pipeline name or path"},
     "pos_filter": {"choices": ["hybrid", "lexicon", "retag", "none"], "help": "POS agreement"},
     "fields": {"choices": ["a", "b", "both"], "help": "fields of pairs to augment"},
-    "batch_size": {"type": int, "help": "records per augmenter batch (default 64)"},
+    "batch_size": {"type": int, "help": "records per augmenter batch"},
     "device": {"help": "auto, cpu, cuda or cuda:N"},
 }
 
 
-def add_config_flags(p: argparse.ArgumentParser) -> None:
+def config_default(name: str) -> str:
+    """A setting's default as a flag would spell it (lists comma-separated)."""
+    from augment.config import AugmentConfig
+
+    value = AugmentConfig.model_fields[name].get_default(call_default_factory=True)
+    return ",".join(value) if isinstance(value, list) else str(value)
+
+
+def add_config_flags(p: argparse.ArgumentParser, defaults: dict[str, str] | None = None) -> None:
+    """The config flags; `defaults` names the ones whose default this command changes."""
     p.add_argument("--config", metavar="FILE.yaml", help="settings file; flags override it")
     for name, kw in CONFIG_FLAGS.items():
+        shown = (defaults or {}).get(name) or config_default(name)
+        kw = {**kw, "help": f"{kw['help']} (default {shown})"}
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kw)
     p.add_argument(
         "--sources",
         default=None,
-        help="comma-separated candidate sources among mlm,vectors,wordnet (default mlm,vectors)",
+        help="comma-separated candidate sources among mlm,vectors,wordnet "
+        f"(default {config_default('sources')})",
     )
+
+
+def workers_arg(text: str) -> int | str:
+    """`--workers`: 'auto' or a positive number of worker processes."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number, not {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1 (or auto)")
+    return n
 
 
 def config_from_args(args: argparse.Namespace, **extra: Any):
@@ -58,7 +84,7 @@ def register(sub) -> None:
     p.add_argument("--text-b", default=None, help="second text of a pair")
     p.add_argument("--label", default=None)
     p.add_argument("--no-color", action="store_true")
-    add_config_flags(p)
+    add_config_flags(p, defaults={"n": str(SAMPLE_N)})
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser(
@@ -83,9 +109,11 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--workers",
-        type=int,
-        default=None,
-        help="parallel workers (default: one per visible GPU, else 1; Ray: GPUs or CPUs)",
+        type=workers_arg,
+        default="auto",
+        metavar="auto|N",
+        help="worker processes (default auto: one per visible GPU; on CPU, processes and torch "
+        "threads from the cores and memory, one process for small inputs; Ray: its GPUs or CPUs)",
     )
     p.add_argument("--executor", choices=["local", "ray"], default="local")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start locally)")
@@ -122,7 +150,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from augment.augmenter import Augmenter
     from augment.records import Record
 
-    cfg = config_from_args(args, n=args.n or 5)
+    cfg = config_from_args(args, n=args.n or SAMPLE_N)
     aug = Augmenter(cfg)
     color = not args.no_color and sys.stdout.isatty()
     (variants,) = aug.augment([Record("sample", args.text, args.text_b, args.label)])
@@ -155,7 +183,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
         split=args.split,
         task=args.task,
         shard_size=args.shard_size,
-        workers=args.workers,
+        workers=None if args.workers == "auto" else args.workers,
         executor=args.executor,
         address=args.address,
         overwrite=args.overwrite,

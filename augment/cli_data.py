@@ -1,9 +1,11 @@
-"""`kdaug export` (shards -> a TSV the TinyBERT scripts read) and `kdaug inspect` (summary).
+"""`kdaug export` (shards -> the GLUE TSV the TinyBERT scripts read, or every column as TSV, JSON
+lines or Parquet, optionally relabelled by a teacher) and `kdaug inspect` (summary).
 
 Both read a build through its manifest.json and refuse, in one line, a manifest or shard that is
 damaged. Export checks every shard against the manifest's sha256 and row count before it writes
-anything, never writes inside the build directory (nor over the build's input), and writes the
-TSV atomically.
+anything, never writes inside the build directory (nor over the build's input), and writes its
+file atomically. Shards of every layout version read: string labels (older builds and builds
+without a task) and ClassLabel ids or float scores.
 """
 
 from __future__ import annotations
@@ -15,27 +17,31 @@ import json
 import os
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from augment.errors import KdaugError
 
-SHARD_COLUMNS = ("id", "variant", "text_a", "text_b", "label")
+if TYPE_CHECKING:
+    from augment.io.layout import LabelCodec
+
+SHARD_COLUMNS = ("id", "variant", "text_a")  # in every shard; text_b in those of pair builds
 REBUILD = "re-run the `kdaug augment` command that built it"
+FORMATS = {".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "export",
-        help="write a built output as one TSV (TinyBERT train_aug.tsv)",
+        help="write a built output as one file (TinyBERT's train_aug.tsv, or every column)",
         description="Check every shard against manifest.json, then write them in order as one "
-        "TSV file (atomically). OUTPUT must be a file outside OUTDIR.",
+        "file (atomically): the GLUE TSV layout of the build's task, or every column (--layout "
+        "generic) as TSV, JSON lines or Parquet. OUTPUT must be a file outside OUTDIR.",
     )
     p.add_argument("outdir", help="output directory of `kdaug augment`")
-    p.add_argument("--format", choices=["tsv"], default="tsv")
     p.add_argument(
         "-o",
         "--output",
@@ -43,10 +49,43 @@ def register(sub) -> None:
         help="file to write, e.g. train_aug.tsv (outside OUTDIR; an existing file is replaced)",
     )
     p.add_argument(
+        "--format",
+        choices=["tsv", "jsonl", "parquet"],
+        default=None,
+        help="default: from the name of -o (.jsonl, .parquet), else tsv",
+    )
+    p.add_argument(
+        "--layout",
+        choices=["glue", "generic"],
+        default=None,
+        help="glue: the GLUE TSV layout of the task, with the input's ids and extra columns "
+        "(default for TSV when the build or --task names a task); generic: every column (id, "
+        "variant, texts, label, replacements, the input's other columns)",
+    )
+    p.add_argument(
         "--task",
         default=None,
-        help="GLUE layout (sst2, mnli, ...; default: the build's --task; 'none': the generic "
-        "id, variant, text_a[, text_b], label layout)",
+        help="GLUE layout of this task (sst2, mnli, ...; default: the build's --task; 'none': "
+        "--layout generic)",
+    )
+    p.add_argument(
+        "--labels",
+        choices=["inherited", "teacher"],
+        default="inherited",
+        help="inherited (default): each variant's record's label; teacher: the argmax (the score, "
+        "for regression) of the teacher's logits cached by `kdaug teacher-logits` (needs "
+        "--teacher); the inherited label is kept as inherited_label in the generic layout",
+    )
+    p.add_argument("--teacher", help="the fine-tuned teacher whose cached logits to use")
+    p.add_argument(
+        "--max-length",
+        type=int,
+        help="the --max-length the logits were cached with (default 64 single texts, 128 pairs)",
+    )
+    p.add_argument(
+        "--teacher-logits",
+        action="store_true",
+        help="add a teacher_logits column (generic layout; needs --teacher)",
     )
     p.set_defaults(func=cmd_export)
 
@@ -198,12 +237,19 @@ def verified_shards(outdir: str | Path, manifest: dict[str, Any]) -> list[Shard]
             raise KdaugError(
                 f"{out} is damaged: shard {name} ({entry['file']}) is missing; {REBUILD}"
             )
-        st = _check_contents(out, name, entry, path)
+        st = _check_contents(out, name, entry, path, is_pair(manifest))
         result.append(Shard(name, path, entry["variants"], _identity(st)))
     return result
 
 
-def _check_contents(out: Path, name: str, entry: dict[str, Any], path: Path) -> os.stat_result:
+def is_pair(manifest: dict[str, Any]) -> bool:
+    """Whether a build holds text pairs (it mapped a second text column)."""
+    return manifest["fingerprint"]["columns"]["text_b"] is not None
+
+
+def _check_contents(
+    out: Path, name: str, entry: dict[str, Any], path: Path, pair: bool
+) -> os.stat_result:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -225,7 +271,7 @@ def _check_contents(out: Path, name: str, entry: dict[str, Any], path: Path) -> 
         names = set(meta.schema.to_arrow_schema().names)
     except (pa.ArrowException, OSError) as exc:
         raise damaged(f"is not a readable Parquet file ({_first_line(exc)})") from None
-    missing = [c for c in SHARD_COLUMNS if c not in names]
+    missing = [c for c in SHARD_COLUMNS + ("text_b",) * pair if c not in names]
     if missing:
         raise damaged(f"lacks the columns {missing}")
     if meta.num_rows != entry["variants"]:
@@ -243,9 +289,7 @@ def _shard_rows(shard: Shard, out: Path) -> Iterator[list[dict[str, Any]]]:
         with open(shard.path, "rb") as f:
             if _identity(os.fstat(f.fileno())) != shard.identity:
                 raise KdaugError(f"{out}: shard {shard.name} changed during the export; try again")
-            for batch in pq.ParquetFile(f).iter_batches(
-                batch_size=8192, columns=list(SHARD_COLUMNS)
-            ):
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=8192):
                 yield batch.to_pylist()
     except (pa.ArrowException, OSError) as exc:
         raise KdaugError(
@@ -305,30 +349,185 @@ def _terminate_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _format(args: argparse.Namespace) -> str:
+    if args.format:
+        return args.format
+    return FORMATS.get(Path(args.output).suffix.lower(), "tsv")
+
+
+def _layout(args: argparse.Namespace, manifest: dict[str, Any], fmt: str) -> tuple[str, str | None]:
+    """("glue", task) or ("generic", None), as asked and as the build allows."""
+    if args.task and args.task.lower() == "none":
+        if args.layout == "glue":
+            raise KdaugError("--layout glue needs a task: drop --task none, or pass --task T")
+        return "generic", None
+    task = args.task or (manifest.get("input") or {}).get("task")
+    layout = args.layout or ("glue" if task and fmt == "tsv" else "generic")
+    if layout == "generic":
+        return "generic", None
+    if fmt != "tsv":
+        raise KdaugError(f"the GLUE layout is TSV, not {fmt}: use --layout generic for {fmt}")
+    if not task:
+        raise KdaugError(
+            "--layout glue needs a task: this build has none, so pass --task T (sst2, mrpc, ...), "
+            "or use --layout generic"
+        )
+    from augment.io.writers import glue_layout
+
+    try:
+        glue_layout(task, is_pair(manifest))
+    except ValueError as exc:
+        raise KdaugError(str(exc)) from None
+    return "glue", task
+
+
+def _schema(shards: list[Shard], out: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(shards[0].path) if shards else None
+    except (pa.ArrowException, OSError) as exc:
+        raise KdaugError(
+            f"{out}: cannot read shard {shards[0].name} ({_first_line(exc)})"
+        ) from None
+
+
+@dataclass
+class _Teacher:
+    """The teacher's cached logits of every shard, and what they are used for."""
+
+    arrays: list[Any]
+    relabel: bool
+    with_logits: bool
+    agreement: Any
+
+
+def _teacher(args, out, manifest, shards, codec) -> tuple[_Teacher | None, LabelCodec]:
+    from augment.io.teacher_labels import Agreement, find_logits, teacher_names
+
+    if args.labels != "teacher" and not args.teacher_logits:
+        if args.teacher:
+            raise KdaugError("--teacher is for --labels teacher or --teacher-logits")
+        return None, codec
+    flag = "--labels teacher" if args.labels == "teacher" else "--teacher-logits"
+    if not args.teacher:
+        raise KdaugError(
+            f"{flag} needs --teacher DIR (the teacher that `kdaug teacher-logits` ran)"
+        )
+    if codec.kind == "none" and args.labels == "teacher" and not codec.task:
+        codec = replace(codec, kind="string")
+    codec = replace(codec, teacher_names=teacher_names(args.teacher))
+    pair = is_pair(manifest)
+    max_length = args.max_length or (128 if pair else 64)
+    task = (manifest["fingerprint"]["columns"] or {}).get("task")
+    hint = f"--task {task}" if task else "--task custom ..."
+    if args.max_length:
+        hint += f" --max-length {args.max_length}"
+    rows = {s.path.name: s.rows for s in shards}
+    directory, arrays = find_logits(out, rows, args.teacher, max_length, hint)
+    width = arrays[0].shape[1] if arrays else 0
+    wanted = 1 if codec.regression else len(codec.names) or width
+    if arrays and width != wanted:
+        raise KdaugError(
+            f"the teacher's cached logits in {directory} have {width} labels, but this build's "
+            f"task has {wanted}: use a teacher fine-tuned on the build's task"
+        )
+    return _Teacher(arrays, args.labels == "teacher", args.teacher_logits, Agreement(codec)), codec
+
+
+def _relabel(rows: list[dict[str, Any]], logits, first: int, t: _Teacher, codec) -> None:
+    """Put the teacher's label (and logits) on shard rows `first`.. of one shard."""
+    for i, row in enumerate(rows):
+        values = logits[first + i]
+        if t.relabel:
+            inherited = row.get("label")
+            row["label"] = codec.from_logits(values)
+            row["inherited_label"] = inherited
+            t.agreement.add(inherited, row["label"], row["variant"])
+        if t.with_logits:
+            row["teacher_logits"] = [float(x) for x in values]
+
+
+def _parquet_schema(schema, t: _Teacher | None, codec: LabelCodec):
+    """The shards' schema plus the export's extra columns, with their `datasets` features."""
+    import json
+
+    import pyarrow as pa
+
+    from augment.io.layout import shard_features
+
+    features = dict(shard_features(schema))
+    fields = list(schema)
+    if t and t.relabel:
+        if "label" not in schema.names:
+            fields.append(pa.field("label", pa.string()))
+            features["label"] = {"dtype": "string", "_type": "Value"}
+        label = next(f for f in fields if f.name == "label")
+        fields.append(pa.field("inherited_label", label.type, nullable=True))
+        if "label" in features:
+            features["inherited_label"] = features["label"]
+    if t and t.with_logits:
+        fields.append(pa.field("teacher_logits", pa.list_(pa.float32())))
+        features["teacher_logits"] = [{"dtype": "float32", "_type": "Value"}]
+    metadata = {}
+    if features:
+        features = {f.name: features[f.name] for f in fields if f.name in features}
+        metadata = {"huggingface": json.dumps({"info": {"features": features}})}
+    return pa.schema(fields, metadata=metadata or None)
+
+
+def _writer(args, target: Path, layout: str, task: str | None, fmt: str, schema, t, codec, pair):
+    from augment.io.writers import (
+        JsonlExportWriter,
+        ParquetExportWriter,
+        TsvExportWriter,
+        generic_layout,
+    )
+
+    if layout == "glue":
+        return TsvExportWriter(target, task, pair, label_text=codec.text)
+    if fmt == "parquet":
+        return ParquetExportWriter(target, _parquet_schema(schema, t, codec))
+    passthrough = []
+    if "passthrough" in schema.names:
+        passthrough = [f.name for f in schema.field("passthrough").type]
+    extras = ["inherited_label"] * bool(t and t.relabel) + ["teacher_logits"] * bool(
+        t and t.with_logits
+    )
+    has_label = "label" in schema.names or bool(t and t.relabel)
+    columns = generic_layout(pair, has_label, passthrough, extras)
+    if fmt == "jsonl":
+        return JsonlExportWriter(target, columns)
+    return TsvExportWriter(target, None, pair, layout=columns, label_text=codec.text)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from augment.io.writers import TsvExportWriter, tsv_layout
+    from augment.io.layout import LabelCodec
 
     out = Path(args.outdir)
     manifest = load_manifest(out)
     if not manifest.get("complete"):
         raise KdaugError(f"{out} is not complete: re-run its `kdaug augment` command first")
     target = export_target(args.output, out, manifest)
-    if args.task and args.task.lower() == "none":
-        task = None
-    else:
-        task = args.task or (manifest.get("input") or {}).get("task")
-    pair = manifest["fingerprint"]["columns"]["text_b"] is not None
-    try:
-        tsv_layout(task, pair)
-    except ValueError as exc:
-        raise KdaugError(str(exc)) from None
+    fmt = _format(args)
+    layout, task = _layout(args, manifest, fmt)
     shards = verified_shards(out, manifest)
+    schema = _schema(shards, out)
+    build_task = (manifest["fingerprint"]["columns"] or {}).get("task")
+    codec = LabelCodec.for_shards(schema, build_task) if schema else LabelCodec("none")
+    teacher, codec = _teacher(args, out, manifest, shards, codec)
+    pair = is_pair(manifest)
     expected = sum(s.rows for s in shards)
     with _terminate_as_exit():
         try:
-            with TsvExportWriter(target, task, pair) as writer:
-                for shard in shards:
+            with _writer(args, target, layout, task, fmt, schema, teacher, codec, pair) as writer:
+                for k, shard in enumerate(shards):
+                    first = 0
                     for rows in _shard_rows(shard, out):
+                        if teacher:
+                            _relabel(rows, teacher.arrays[k], first, teacher, codec)
+                        first += len(rows)
                         writer.write(rows)
                 if writer.rows != expected:
                     raise KdaugError(
@@ -338,11 +537,19 @@ def cmd_export(args: argparse.Namespace) -> int:
                 writer.close()
         except OSError as exc:
             raise KdaugError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    layout = f"GLUE {task} layout" if task else "generic layout"
-    print(
-        f"kdaug export: {writer.rows} rows -> {args.output} ({layout}); {writer.changed_rows} "
-        "rows had tabs or line breaks inside a field, written as spaces"
-    )
+    what = f"GLUE {task} layout" if layout == "glue" else f"generic layout, {fmt}"
+    labels = ""
+    if teacher and teacher.relabel:
+        labels = f"; labels from teacher {args.teacher}: {teacher.agreement.summary()}"
+    elif teacher:
+        labels = f"; teacher_logits from {args.teacher}"
+    changed = ""
+    if fmt == "tsv":
+        changed = (
+            f"; {writer.changed_rows} rows had tabs or line breaks inside a field, written as "
+            "spaces"
+        )
+    print(f"kdaug export: {writer.rows} rows -> {args.output} ({what}){labels}{changed}")
     return 0
 
 
@@ -356,6 +563,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
     from augment.cli_augment import highlight
+    from augment.io.layout import LabelCodec
     from augment.records import Replacement
 
     out = Path(args.outdir)
@@ -373,6 +581,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     keys = ("n", "p", "seed", "mlm", "vectors", "pos_filter", "sources")
     print("  config    " + " ".join(f"{k}={cfg.get(k, '?')}" for k in keys))
     print(f"  versions  {m.get('versions')}")
+    if isinstance(m.get("shard_layout"), dict):
+        print(f"  columns   {_columns_line(m['shard_layout'])}")
     missing = [name for name, e in sorted(shards.items()) if not (out / e["file"]).is_file()]
     if missing:
         raise KdaugError(
@@ -389,6 +599,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         if pf.metadata.num_rows == 0:
             return 0
         rows = pf.read_row_group(rng.randrange(pf.num_row_groups)).to_pylist()
+        codec = LabelCodec.for_shards(pf.schema_arrow, m["fingerprint"]["columns"].get("task"))
     except (pa.ArrowException, OSError) as exc:
         raise KdaugError(
             f"{out} is damaged: cannot read shard {name} ({entry['file']}: {_first_line(exc)}); "
@@ -399,10 +610,29 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     for r in rng.sample(changed, min(args.samples, len(changed))):
         reps = [Replacement(**x) for x in r["replacements"]]
         line = highlight(r["text_a"], reps, "a", False)
-        if r["text_b"] is not None:
+        if r.get("text_b") is not None:
             line += "  ||  " + highlight(r["text_b"], reps, "b", False)
-        print(f"    {r['id']}#{r['variant']} [{r['label']}] {line}")
+        label = r.get("label")
+        if codec.kind == "class" and isinstance(label, int) and 0 <= label < len(codec.names):
+            label = codec.names[label]
+        elif isinstance(label, float):
+            label = codec.text(label)
+        print(f"    {r['id']}#{r['variant']} [{label}] {line}")
     return 0
+
+
+def _columns_line(layout: dict[str, Any]) -> str:
+    """The shard columns of a build, in a line: texts, the label's kind, pass-through columns."""
+    texts = "text_a, text_b" if layout.get("pair") else "text_a"
+    kind = layout.get("label")
+    label = {
+        "class": f"label ClassLabel({', '.join(layout.get('names') or [])})",
+        "score": "label float32 score",
+        "string": "label string",
+    }.get(kind, "no label")
+    extra = layout.get("passthrough") or []
+    passthrough = f"; passthrough {', '.join(extra)}" if extra else ""
+    return f"{texts}; {label}{passthrough}"
 
 
 def _short(inp: dict[str, Any]) -> str:

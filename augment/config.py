@@ -232,7 +232,9 @@ class AugmentConfig(BaseModel):
         64, ge=16, le=512, description="fast mode: tokens of context window per masked copy"
     )
     mlm_quantize: Literal["auto", "off", "int8"] = Field(
-        "auto", description="int8 dynamic quantisation of the MLM: 'auto' = on CPU in fast mode"
+        "auto",
+        description="int8 linear layers in the MLM, with activation scales calibrated once per "
+        "model and settings (cached): 'auto' = on CPU in fast mode",
     )
     mlm_cache_size: int = Field(
         20_000, ge=0, description="masked copies whose candidates are kept across batches"

@@ -1,11 +1,13 @@
 """Shard tasks and where they run: in this process, in a local process pool (one worker per
-visible GPU on a GPU node), or on a Ray cluster. Every executor takes an iterator of tasks, pulls a
-new one only when a worker is free (so few shards are in memory), and yields results as shards
-finish."""
+visible GPU on a GPU node; on CPU, as many as the cores, memory and input size make worth it),
+or on a Ray cluster. Every executor takes an iterator of tasks, pulls a new one only when a worker
+is free (so few shards are in memory), and yields results as shards finish."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import os
 import threading
 import time
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from augment.config import AugmentConfig
 from augment.errors import KdaugError
+from augment.io.layout import ShardLayout
 from augment.io.writers import ShardWriter, sha256_file, write_rejects
 from augment.records import Record, Reject
 
@@ -39,6 +42,7 @@ class ShardTask:
     rows: list[Record | Reject]
     output: str
     batch_size: int
+    layout: ShardLayout | None = None  # the build's shard columns (None: VARIANT_SCHEMA)
 
 
 @dataclass
@@ -77,13 +81,14 @@ def run_shard(aug, task: ShardTask, report: Callable[[int], Any] | None = None) 
         rejects_file = f"rejects/{name}.jsonl"
         write_rejects(out / rejects_file, rejects)
         rejects_sha = sha256_file(out / rejects_file)
-    writer = ShardWriter(out / "data" / f"{name}.parquet")
+    writer = ShardWriter(out / "data" / f"{name}.parquet", layout=task.layout)
     variants = 0
     try:
         for i in range(0, len(records), task.batch_size):
             batch = records[i : i + task.batch_size]
-            for vs in aug.augment(batch):  # one write per record: row groups do not follow batches
-                writer.write(vs)
+            # one write per record: row groups do not follow batches
+            for rec, vs in zip(batch, aug.augment(batch), strict=True):
+                writer.write(vs, rec.passthrough)
                 variants += len(vs)
             if report:
                 report(len(batch))
@@ -113,22 +118,29 @@ def run_shard(aug, task: ShardTask, report: Callable[[int], Any] | None = None) 
 
 
 def make_executor(spec: BuildSpec):
-    """The executor `spec` asks for; locally, one worker per device in `local_devices`."""
-    if spec.workers is not None and spec.workers < 1:
-        raise KdaugError("--workers must be at least 1")
+    """The executor `spec` asks for. Locally: one worker per visible GPU (device auto or cuda);
+    on CPU, `workers` processes, or with `workers` None or "auto" an AutoExecutor, which sizes
+    the pool from the cores, the memory and the rows left to do."""
+    workers = None if spec.workers == "auto" else spec.workers
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)):
+        raise KdaugError(f"--workers must be auto or a number, not {spec.workers!r}")
+    if workers is not None and workers < 1:
+        raise KdaugError("--workers must be auto or at least 1")
     if spec.executor == "ray":
-        return RayExecutor(spec.config, spec.workers, spec.address)
+        return RayExecutor(spec.config, workers, spec.address)
     if spec.executor != "local":
         raise KdaugError(f"unknown executor {spec.executor!r}; choose local or ray")
-    devices = local_devices(spec.config.device, spec.workers)
+    devices = local_devices(spec.config.device, workers)
+    if devices is None:
+        return AutoExecutor(spec.config.model_copy(update={"device": "cpu"}))
     if len(devices) == 1:
         return SerialExecutor(spec.config.model_copy(update={"device": devices[0]}))
     return ProcessExecutor(spec.config, devices)
 
 
-def local_devices(device: str, workers: int | None) -> list[str]:
+def local_devices(device: str, workers: int | None) -> list[str] | None:
     """One device per worker: every visible GPU for auto/cuda (round-robin when `workers` exceeds
-    them), else CPU workers (`workers`, default 1)."""
+    them), else `workers` CPU workers; None for CPU workers left to AutoExecutor."""
     if device in ("auto", "cuda"):
         import torch
 
@@ -138,7 +150,208 @@ def local_devices(device: str, workers: int | None) -> list[str]:
             count = torch.cuda.device_count()
             return [f"cuda:{i % count}" for i in range(workers or count)]
         device = "cpu"
+    if workers is None and device == "cpu":
+        return None
     return [device] * (workers or 1)
+
+
+# how much of the machine is there ----------------------------------------------------------
+CGROUP = Path("/sys/fs/cgroup")
+MIB, GIB = 1 << 20, 1 << 30
+
+
+def cgroup_cpu_limit(root: Path = CGROUP) -> float | None:
+    """Cores allowed by the cgroup's CPU quota (v2 `cpu.max`, else v1 `cpu.cfs_quota_us`), or
+    None when there is no quota or no cgroup file to read."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def available_cores(root: Path = CGROUP) -> int:
+    """Cores this process may use: its CPU affinity, capped by a cgroup quota (a container's
+    `--cpus`, rounded down), which `os.cpu_count()` and torch's default both ignore."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    limit = cgroup_cpu_limit(root)
+    if limit is not None:
+        cores = min(cores, math.floor(limit))
+    return max(1, cores)
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+        return None if text == "max" else int(text)
+    except (OSError, ValueError):
+        return None
+
+
+def available_memory(root: Path = CGROUP, meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """Bytes this process can still allocate: MemAvailable, capped by the room left under a
+    cgroup memory limit (v2 `memory.max`, v1 `memory.limit_in_bytes`); None when unknown."""
+    known = []
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                known.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit_file, usage_file in (
+        (root / "memory.max", root / "memory.current"),
+        (root / "memory" / "memory.limit_in_bytes", root / "memory" / "memory.usage_in_bytes"),
+    ):
+        limit, used = _read_int(limit_file), _read_int(usage_file)
+        if limit is not None and used is not None and limit < 1 << 60:
+            known.append(max(0, limit - used))
+            break
+    return min(known) if known else None
+
+
+# One worker's resident memory, measured: libraries, spaCy tagger and word vectors about 600 MiB;
+# the MLM's weights twice over as float32, about 4.5 times over with their int8 copies.
+_WORKER_BASE_BYTES = 700 * MIB
+_HUB_MODEL_BYTES = 440 * 1_000_000  # a hub model not on disk yet: assume bert-base
+_MEMORY_SHARE = 0.8  # of what is available, the rest left to the coordinator and the system
+# Fewest rows a worker process must get for a pool to beat one process. Measured on 2 idle
+# cores with the shared MiniLM: a 2-process pool starts 2.5-3 s later than one process (each
+# worker imports and loads its own models), and since one process already runs torch on every
+# core, the pool adds 1.4x on MLM rows (about 1.9x on word-vector rows): it breaks even near
+# 260 rows a process in exact mode, 780 in fast mode and 600 with word vectors only.
+MIN_ROWS_PER_PROCESS = {"vectors": 1000, "fast": 1000, "exact": 400}
+
+
+def worker_bytes(config: AugmentConfig) -> int:
+    """An estimate of one worker's resident memory with `config`'s models."""
+    if config.mlm.lower() == "none":
+        return _WORKER_BASE_BYTES
+    from augment.candidates.mlm import int8_wanted
+    from augment.resolve import resolve_model
+
+    try:
+        path = Path(resolve_model(config.mlm))
+        weights = [f for f in path.glob("*") if f.suffix in (".safetensors", ".bin")]
+        model = sum(f.stat().st_size for f in weights) if path.is_dir() else _HUB_MODEL_BYTES
+    except (KdaugError, OSError):
+        model = _HUB_MODEL_BYTES
+    factor = 4.5 if int8_wanted(config.mlm_quantize, config.mode, "cpu") else 2.0
+    return _WORKER_BASE_BYTES + int(model * factor)
+
+
+def min_rows_per_process(config: AugmentConfig) -> int:
+    if config.mlm.lower() == "none":
+        return MIN_ROWS_PER_PROCESS["vectors"]
+    return MIN_ROWS_PER_PROCESS[config.mode]
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How many CPU worker processes, and torch threads in each, and why."""
+
+    processes: int
+    threads: int
+    cores: int
+    free_bytes: int | None
+    limit: str = ""  # what kept the pool smaller than the cores, if anything
+
+    def describe(self) -> str:
+        procs = f"{self.processes} process{'es' if self.processes > 1 else ''}"
+        threads = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
+        free = (
+            "memory unknown" if self.free_bytes is None else f"{self.free_bytes / GIB:.0f} GiB free"
+        )
+        why = f"; {self.limit}" if self.limit else ""
+        return f"workers auto: {procs} x {threads} ({self.cores} cores, {free}{why})"
+
+
+def plan_workers(
+    config: AugmentConfig,
+    cores: int,
+    free_bytes: int | None,
+    rows: int | None = None,
+    shards: int | None = None,
+    min_rows: int | None = None,
+) -> WorkerPlan:
+    """Processes = the cores, fewer when `free_bytes` cannot hold that many workers' models, or
+    when the work left (`rows` in `shards`, when known) is too small to share: a process must
+    get `min_rows` rows. Threads: the cores shared between the processes."""
+    cap, limit = cores, ""
+    if free_bytes is not None:
+        fits = max(1, int(free_bytes * _MEMORY_SHARE // worker_bytes(config)))
+        if fits < cap:
+            cap, limit = fits, f"memory for {fits} worker{'s' if fits > 1 else ''}"
+    if shards is not None and shards < cap:
+        cap, limit = max(1, shards), f"{shards} shard{'s' if shards != 1 else ''} to do"
+    if rows is not None:
+        need = min_rows or min_rows_per_process(config)
+        by_rows = max(1, rows // need)
+        if by_rows < cap:
+            cap, limit = (
+                by_rows,
+                f"{rows} rows to do: a process needs {need} to pay for its start-up",
+            )
+    processes = max(1, cap)
+    return WorkerPlan(processes, max(1, cores // processes), cores, free_bytes, limit)
+
+
+class AutoExecutor:
+    """`--workers auto` on CPU: reads ahead until it knows whether the work fills the pool that
+    the cores and memory allow (`plan_workers`), then runs it in this process (with every core as
+    torch threads) or in a ProcessExecutor. Logs its choice in one line; `plan` keeps it."""
+
+    def __init__(
+        self,
+        config: AugmentConfig,
+        *,
+        cores: int | None = None,
+        free_bytes: int | None = None,
+        min_rows: int | None = None,
+    ) -> None:
+        self.config = config
+        self.cores = cores
+        self.free_bytes = free_bytes
+        self.min_rows = min_rows
+        self.plan: WorkerPlan | None = None
+        self.inner: SerialExecutor | ProcessExecutor | None = None
+
+    def map_unordered(
+        self, tasks: Iterator[ShardTask], progress: Progress
+    ) -> Iterator[ShardResult]:
+        cores = self.cores or available_cores()
+        free = self.free_bytes if self.free_bytes is not None else available_memory()
+        most = plan_workers(self.config, cores, free).processes
+        need = self.min_rows or min_rows_per_process(self.config)
+        tasks = iter(tasks)
+        ahead: list[ShardTask] = []
+        rows, complete = 0, False
+        while most > 1 and (len(ahead) < most or rows < most * need):
+            task = next(tasks, None)
+            if task is None:
+                complete = True
+                break
+            ahead.append(task)
+            rows += len(task.rows)
+        if complete:
+            self.plan = plan_workers(self.config, cores, free, rows, len(ahead), need)
+        else:
+            self.plan = plan_workers(self.config, cores, free)
+        log.info(self.plan.describe())
+        if self.plan.processes == 1:
+            self.inner = SerialExecutor(self.config, threads=self.plan.threads)
+        else:
+            devices = [self.config.device] * self.plan.processes
+            self.inner = ProcessExecutor(self.config, devices, threads=self.plan.threads)
+        yield from self.inner.map_unordered(itertools.chain(ahead, tasks), progress)
 
 
 def _load(config: dict[str, Any], device: str, threads: int | None):
@@ -155,11 +368,13 @@ def _load(config: dict[str, Any], device: str, threads: int | None):
 
 
 class SerialExecutor:
-    """Shards one after another in this process (one worker, or an Augmenter given by a caller)."""
+    """Shards one after another in this process (one worker, or an Augmenter given by a caller);
+    `threads`: torch's CPU threads for the Augmenter it loads (default: torch's own choice)."""
 
-    def __init__(self, config: AugmentConfig, augmenter=None) -> None:
+    def __init__(self, config: AugmentConfig, augmenter=None, threads: int | None = None) -> None:
         self.config = config
         self.augmenter = augmenter
+        self.threads = threads
 
     def map_unordered(
         self, tasks: Iterator[ShardTask], progress: Progress
@@ -167,7 +382,9 @@ class SerialExecutor:
         load_s = 0.0
         for task in tasks:
             if self.augmenter is None:
-                self.augmenter, load_s = _load(self.config.model_dump(), self.config.device, None)
+                self.augmenter, load_s = _load(
+                    self.config.model_dump(), self.config.device, self.threads
+                )
             result = run_shard(self.augmenter, task, progress)
             result.load_seconds, load_s = load_s, 0.0
             yield result
@@ -184,13 +401,27 @@ def _watch_parent(ppid: int) -> None:
     os._exit(1)
 
 
-def _init_worker(config: dict[str, Any], devices, progress_q, threads: int, ppid: int) -> None:
+def _init_worker(
+    config: dict[str, Any], devices, progress_q, threads: int, ppid: int, calibration=None
+) -> None:
     threading.Thread(target=_watch_parent, args=(ppid,), daemon=True).start()
     _WORKER["progress"] = progress_q
     try:
+        from augment.candidates import quant
+
+        quant.receive(calibration)
         _WORKER["aug"], _WORKER["load_s"] = _load(config, devices.get(), threads)
     except Exception as exc:  # reported with the first task, as the error it is
         _WORKER["error"] = exc
+        return
+    mlm = _WORKER["aug"].mlm
+    loaded = {
+        "pid": os.getpid(),
+        "seconds": round(_WORKER["load_s"], 3),
+        "threads": threads,
+        "int8": mlm.calibration if mlm is not None else None,
+    }
+    progress_q.put(("loaded", loaded))
 
 
 def _run_in_worker(task: ShardTask) -> ShardResult:
@@ -203,11 +434,18 @@ def _run_in_worker(task: ShardTask) -> ShardResult:
 
 class ProcessExecutor:
     """A spawn-context process pool, one process per entry of `devices`, each loading its own
-    models once; shards go to whichever worker is free."""
+    models once (with `threads` torch threads on CPU; default: the cores shared out); shards go
+    to whichever worker is free. The int8 calibration of fast mode is done (or read from the
+    cache) here, once, and shipped to the workers. Each worker reports its load in
+    `worker_loads` (pid, seconds, threads, where its int8 ranges came from)."""
 
-    def __init__(self, config: AugmentConfig, devices: list[str]) -> None:
+    def __init__(
+        self, config: AugmentConfig, devices: list[str], threads: int | None = None
+    ) -> None:
         self.config = config
         self.devices = devices
+        self.threads = threads
+        self.worker_loads: list[dict[str, Any]] = []
 
     def map_unordered(
         self, tasks: Iterator[ShardTask], progress: Progress
@@ -218,8 +456,17 @@ class ProcessExecutor:
         device_q, progress_q = ctx.Queue(), ctx.Queue()
         for d in self.devices:
             device_q.put(d)
-        threads = max(1, (os.cpu_count() or 1) // len(self.devices))
-        drain = threading.Thread(target=_drain, args=(progress_q, progress), daemon=True)
+        threads = self.threads or max(1, available_cores() // len(self.devices))
+        calibration = None
+        if all(d == "cpu" for d in self.devices):
+            from augment.candidates.mlm import int8_calibration_for_workers
+
+            calibration = int8_calibration_for_workers(
+                self.config.model_copy(update={"device": "cpu"})
+            )
+        drain = threading.Thread(
+            target=_drain, args=(progress_q, progress, self.worker_loads), daemon=True
+        )
         drain.start()
         # Workers inherit the environment: cap the BLAS / OpenMP pools they will start, so that
         # N workers do not run N x cores spinning threads.
@@ -229,7 +476,14 @@ class ProcessExecutor:
             len(self.devices),
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(self.config.model_dump(), device_q, progress_q, threads, os.getpid()),
+            initargs=(
+                self.config.model_dump(),
+                device_q,
+                progress_q,
+                threads,
+                os.getpid(),
+                calibration,
+            ),
         )
         try:
             yield from _bounded(pool, tasks, len(self.devices) + 1)
@@ -242,9 +496,13 @@ class ProcessExecutor:
                     os.environ.pop(k, None)
 
 
-def _drain(q, progress: Progress) -> None:
-    while (n := q.get()) is not None:
-        progress(n)
+def _drain(q, progress: Progress, loads: list[dict[str, Any]]) -> None:
+    """Rows done (ints) go to `progress`; workers' load reports to `loads`."""
+    while (item := q.get()) is not None:
+        if isinstance(item, tuple):
+            loads.append(item[1])
+        else:
+            progress(item)
 
 
 def _bounded(pool: ProcessPoolExecutor, tasks: Iterator[ShardTask], limit: int):

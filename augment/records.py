@@ -11,12 +11,14 @@ SOURCES = ("mlm", "vectors", "wordnet")
 
 @dataclass(frozen=True)
 class Record:
-    """One input example. `label` is kept as the string read from the input (or None)."""
+    """One input example. `label` is kept as the string read from the input (or None);
+    `passthrough` holds the input's other columns as text (None: not carried)."""
 
     id: str
     text_a: str
     text_b: str | None = None
     label: str | None = None
+    passthrough: dict[str, str | None] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,13 @@
-"""The sharded builder: throughput with 1 and 2 workers, peak memory versus corpus size, and the
-cost of re-running a finished build. Each measurement is one `kdaug augment` process.
+"""The sharded builder: throughput with 1 and 2 workers, peak memory versus corpus size, the
+cost of re-running a finished build, and with a masked LM (the shared adapted MiniLM when present)
+`--workers 1` against `--workers auto` in both modes. Each measurement is one `kdaug augment`
+process.
 
     python benchmarks/builder.py [--data SST-2/train.tsv] [--memory-rows 10000,100000]
+    python benchmarks/builder.py --parts mlm --mlm-rows 1000   # the workers table only
 
-Inputs are synthesised by repeating the data's sentences under distinct ids. Prints a table
-(ratios are against the 1-worker run and the smallest corpus of the same run); --json writes it.
+Inputs are synthesised by repeating the data's sentences under distinct ids. Prints tables
+(ratios are against the 1-worker run and the smallest corpus of the same run); --json writes them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 COLUMNS = ["--text-column", "sentence", "--label-column", "label", "--id-column", "id"]
 # Throughput: the default augmentation without a masked LM (word vectors, 20 variants).
@@ -58,19 +62,80 @@ def write_input(path: Path, rows: int, pool: list[tuple[str, str]]) -> Path:
     return path
 
 
-def run(args: list[str]) -> dict[str, float]:
-    """Wall seconds and peak RSS (MiB, the largest process) of one `kdaug augment`."""
+def run(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Wall seconds and peak RSS (MiB, the largest process) of one `kdaug augment`, and the
+    `workers auto:` line it logged (if any)."""
     cmd = [sys.executable, "-m", "augment.cli", "augment", *args]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    out = proc.stdout.read()
+    with tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=err, text=True, env={**os.environ, **(env or {})}
+        )
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        err.seek(0)
+        log = err.read()
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{out}")
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{out}\n{log[-2000:]}")
     # wait4's ru_maxrss covers the process and the workers it reaped: the largest of them.
     cpu = usage.ru_utime + usage.ru_stime
-    return {"seconds": wall, "cpu_s": cpu, "rss_mib": usage.ru_maxrss / 1024, "log": out.strip()}
+    plan = [
+        line.split("workers auto: ", 1)[1] for line in log.splitlines() if "workers auto: " in line
+    ]
+    return {
+        "seconds": wall,
+        "cpu_s": cpu,
+        "rss_mib": usage.ru_maxrss / 1024,
+        "log": out.strip(),
+        "plan": plan[0] if plan else "",
+    }
+
+
+def same_shards(a: Path, b: Path) -> bool:
+    files_a = sorted(p.name for p in (a / "data").glob("*.parquet"))
+    files_b = sorted(p.name for p in (b / "data").glob("*.parquet"))
+    return files_a == files_b and all(
+        (a / "data" / f).read_bytes() == (b / "data" / f).read_bytes() for f in files_a
+    )
+
+
+def workers_table(tmp: Path, pool: list, rows: int, mlm: str, modes: list[str]) -> list[dict]:
+    """`--workers 1` against `--workers auto` with a masked LM, in each mode, on `rows` rows in 8
+    shards. fast mode's int8 calibration is cached (a 1-row build) before the timed runs, as it
+    is after a model's first use, so that both runs read it from the cache."""
+    src = write_input(tmp / "mlm.tsv", rows, pool)
+    shard = ["--shard-size", str(max(1, rows // 8))]
+    env = {"KDAUG_CACHE": str(tmp / "cache")}
+    results = []
+    for mode in modes:
+        common = [*COLUMNS, "--mlm", mlm, "--mode", mode, "--device", "cpu", *shard]
+        if mode == "fast":
+            warm = write_input(tmp / "warm.tsv", 1, pool)
+            run([str(warm), "-o", str(tmp / "warm"), *common, "--overwrite"], env)
+        outs = {}
+        for workers in ("1", "auto"):
+            outs[workers] = tmp / f"mlm-{mode}-{workers}"
+            r = run([str(src), "-o", str(outs[workers]), *common, "--workers", workers], env)
+            results.append({"mode": mode, "workers": workers, "rows": rows, **r})
+        results[-1]["identical"] = same_shards(outs["1"], outs["auto"])
+        results[-1]["ratio"] = results[-2]["seconds"] / results[-1]["seconds"]
+    return results
+
+
+def report_workers(results: list[dict], mlm: str) -> None:
+    print(f"\n# --workers 1 vs auto, masked LM {Path(mlm).name} ({os.cpu_count()} cores)")
+    print("| mode | workers | plan | rows | wall s | CPU s | rows/s | auto / 1 | byte-identical |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        auto = r["workers"] == "auto"
+        ratio = f"{r['ratio']:.2f}x" if auto else ""
+        same = str(r["identical"]) if auto else ""
+        print(
+            f"| {r['mode']} | {r['workers']} | {r['plan'] or '-'} | {r['rows']} | "
+            f"{r['seconds']:.1f} | {r['cpu_s']:.1f} | {r['rows'] / r['seconds']:.1f} | "
+            f"{ratio} | {same} |"
+        )
 
 
 def _burn(n: int) -> int:
@@ -102,50 +167,71 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=assets / "glue" / "SST-2" / "train.tsv")
     ap.add_argument("--throughput-rows", type=int, default=4000)
     ap.add_argument("--memory-rows", default="10000,100000")
+    ap.add_argument("--mlm", default=str(assets / "mlm-minilm-adapted"))
+    ap.add_argument("--mlm-rows", type=int, default=1000)
+    ap.add_argument("--modes", default="exact,fast")
+    ap.add_argument(
+        "--parts", default="builder,mlm", help="builder (throughput, re-run, memory), mlm, or both"
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     pool = sentences(args.data)
-    results: list[dict] = []
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        n = args.throughput_rows
-        src = write_input(tmp / "tp.tsv", n, pool)
-        shard = ["--shard-size", str(max(1, n // 8))]
-        for workers in (1, 2):
-            r = run(
-                [
-                    str(src),
-                    "-o",
-                    str(tmp / f"w{workers}"),
-                    *COLUMNS,
-                    *THROUGHPUT,
-                    *shard,
-                    "--workers",
-                    str(workers),
-                ]
-            )
-            results.append(
-                {
-                    "what": f"throughput, {workers} worker(s), {n} rows",
-                    **r,
-                    "rows_per_s": n / r["seconds"],
-                }
-            )
-        r = run([str(src), "-o", str(tmp / "w1"), *COLUMNS, *THROUGHPUT, *shard])
-        results.append({"what": f"re-run of the finished {n}-row build", **r, "rows_per_s": None})
-        for rows in (int(x) for x in args.memory_rows.split(",")):
-            src = write_input(tmp / f"m{rows}.tsv", rows, pool)
-            r = run([str(src), "-o", str(tmp / f"m{rows}"), *COLUMNS, *CHEAP])
-            results.append(
-                {"what": f"memory, {rows} rows (1 worker)", **r, "rows_per_s": rows / r["seconds"]}
-            )
-        identical = all(
-            (tmp / "w1" / "data" / f.name).read_bytes() == f.read_bytes()
-            for f in (tmp / "w2" / "data").glob("*.parquet")
-        )
-    report(results, identical, cpu_scaling())
+        workers = []
+        if "mlm" in parts:
+            if (Path(args.mlm) / "config.json").is_file():
+                modes = args.modes.split(",")
+                workers = workers_table(tmp, pool, args.mlm_rows, args.mlm, modes)
+            else:
+                print(f"no masked LM at {args.mlm}: the workers table is skipped (--mlm PATH)")
+        results = builder_runs(tmp, pool, args) if "builder" in parts else []
+    if results:
+        report(*results)
+    if workers:
+        report_workers(workers, args.mlm)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        rows = (results[0] if results else []) + workers
+        Path(args.json).write_text(json.dumps(rows, indent=2, default=str))
+
+
+def builder_runs(tmp: Path, pool: list, args) -> tuple[list[dict], bool, float]:
+    """Throughput with 1 and 2 workers (no masked LM), a re-run, and memory by corpus size."""
+    results: list[dict] = []
+    n = args.throughput_rows
+    src = write_input(tmp / "tp.tsv", n, pool)
+    shard = ["--shard-size", str(max(1, n // 8))]
+    for workers in (1, 2):
+        r = run(
+            [
+                str(src),
+                "-o",
+                str(tmp / f"w{workers}"),
+                *COLUMNS,
+                *THROUGHPUT,
+                *shard,
+                "--workers",
+                str(workers),
+            ]
+        )
+        results.append(
+            {
+                "what": f"throughput, {workers} worker(s), {n} rows",
+                **r,
+                "rows_per_s": n / r["seconds"],
+            }
+        )
+    r = run([str(src), "-o", str(tmp / "w1"), *COLUMNS, *THROUGHPUT, *shard])
+    results.append({"what": f"re-run of the finished {n}-row build", **r, "rows_per_s": None})
+    for rows in (int(x) for x in args.memory_rows.split(",")):
+        src = write_input(tmp / f"m{rows}.tsv", rows, pool)
+        r = run([str(src), "-o", str(tmp / f"m{rows}"), *COLUMNS, *CHEAP])
+        results.append(
+            {"what": f"memory, {rows} rows (1 worker)", **r, "rows_per_s": rows / r["seconds"]}
+        )
+    identical = same_shards(tmp / "w1", tmp / "w2")
+    return results, identical, cpu_scaling()
 
 
 def report(results: list[dict], identical: bool, scaling: float) -> None:

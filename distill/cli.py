@@ -137,7 +137,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--student",
         required=True,
-        help="checkpoint path/name, tinybert4, tinybert6, teacher-layers:K, or bilstm",
+        help="checkpoint path/name, tinybert4, tinybert6, teacher-layers:K (every K-th layer of "
+        "the teacher), layers:K:MODEL (every K-th layer of the pre-trained MODEL, new head), or "
+        "bilstm",
     )
     p.add_argument("--train", required=True, help="kdaug shard dir, Parquet file or data file")
     p.add_argument(

@@ -25,6 +25,7 @@ from distill.tasks import TaskSpec
 
 csv.field_size_limit(sys.maxsize)
 TABLE_SUFFIXES = (".tsv", ".csv", ".jsonl", ".json")
+SHARD_EXTRAS = ("replacements", "passthrough")  # shard columns that training never reads
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,30 @@ class ExampleSource:
         if f.suffix == ".parquet":
             import pyarrow.parquet as pq
 
+            from augment.io.layout import NO_LABEL, class_names, shard_features
+
             pf = pq.ParquetFile(f)
-            cols = [c for c in pf.schema_arrow.names if c != "replacements"]
+            cols = [c for c in pf.schema_arrow.names if c not in SHARD_EXTRAS]
+            # ClassLabel ids (kdaug shards, `datasets` exports) read as their names, so that a
+            # task whose label order differs still maps them right; -1 (-1.0 for a kdaug score)
+            # is "no label"
+            names = class_names(pf.schema_arrow)
+            score = shard_features(pf.schema_arrow).get("label") == {
+                "dtype": "float32",
+                "_type": "Value",
+            }
             for rb in pf.iter_batches(batch_size=1024, columns=cols):
-                yield from rb.to_pylist()
+                rows = rb.to_pylist()
+                if names is not None or score:
+                    for row in rows:
+                        label = row.get("label")
+                        if label == NO_LABEL:
+                            row["label"] = None
+                        elif (
+                            names is not None and isinstance(label, int) and 0 <= label < len(names)
+                        ):
+                            row["label"] = names[label]
+                yield from rows
         elif f.suffix in (".jsonl", ".json"):
             with f.open(encoding="utf-8") as fh:
                 for line in fh:

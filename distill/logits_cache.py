@@ -75,14 +75,14 @@ def write_cache(
     autocast: Any,
 ) -> Path:
     """Run the teacher over every row of `stream` (unshuffled) and store its logits."""
-    from tqdm.auto import tqdm
+    from augment.progress import track
 
     source = stream.source
     counts = [source.count_rows(f) for f in source.files]
     n_labels = teacher.config.num_labels
     arrays = [np.zeros((c, n_labels), dtype=np.float32) for c in counts]
     teacher.eval()
-    for batch in tqdm(stream.epoch(0), total=len(stream), desc="teacher logits"):
+    for batch in track(stream.epoch(0), total=len(stream), desc="teacher logits", unit="batch"):
         with autocast():
             logits = teacher(**batch.to(device).inputs()).logits.float().cpu().numpy()
         for (fi, ri), row in zip(batch.rows.tolist(), logits, strict=True):

@@ -32,6 +32,7 @@ PRESETS: dict[str, dict[str, int]] = {
     },
 }
 TEACHER_LAYERS = "teacher-layers:"
+PRETRAINED_LAYERS = "layers:"  # layers:K:MODEL
 
 
 class ModelError(KdaugError):
@@ -89,41 +90,69 @@ def load_teacher(path: str, task: TaskSpec) -> tuple[nn.Module, Any]:
 
 
 def build_student(spec: str, teacher: nn.Module, teacher_tok: Any, task: TaskSpec) -> nn.Module:
-    """A student from a spec: a preset name, `teacher-layers:K`, or a checkpoint path/name."""
+    """A student from a spec: a preset name, `teacher-layers:K`, `layers:K:MODEL` or a
+    checkpoint path/name."""
     from transformers import AutoModelForSequenceClassification
 
     if spec in PRESETS:
         cfg = teacher.config.__class__(**{**teacher.config.to_dict(), **PRESETS[spec]})
         return AutoModelForSequenceClassification.from_config(cfg)
     if spec.startswith(TEACHER_LAYERS):
-        return _from_teacher_layers(spec, teacher)
+        k = _layer_step(spec, spec[len(TEACHER_LAYERS) :], teacher.config.num_hidden_layers)
+        return _every_kth_layer(teacher, k)
+    if spec.startswith(PRETRAINED_LAYERS):
+        return _from_pretrained_layers(spec, teacher_tok, task)
     student, tokenizer = load_classifier(spec, task)
+    _same_vocabulary(spec, tokenizer, teacher_tok)
+    return student
+
+
+def _same_vocabulary(spec: str, tokenizer: Any, teacher_tok: Any) -> None:
     if tokenizer.get_vocab() != teacher_tok.get_vocab():
         raise ModelError(
             f"student {spec} and the teacher use different vocabularies; layer-wise distillation "
             "needs the teacher's WordPiece vocabulary"
         )
-    return student
 
 
-def _from_teacher_layers(spec: str, teacher: nn.Module) -> nn.Module:
-    """Every k-th teacher layer: student layer m (1-based) starts as teacher layer m*k, the layer
-    it is distilled against under the uniform map; embeddings, pooler and head are copied."""
-    import copy
-
-    n = teacher.config.num_hidden_layers
+def _layer_step(spec: str, text: str, n: int) -> int:
+    """K of a layer-subset spec, an integer in 1..n (the model's layer count)."""
     try:
-        k = int(spec[len(TEACHER_LAYERS) :])
+        k = int(text)
     except ValueError:
         k = 0
     if not 1 <= k <= n:
         raise ModelError(f"student spec {spec!r}: K must be an integer in 1..{n}")
-    cfg = copy.deepcopy(teacher.config)
+    return k
+
+
+def _from_pretrained_layers(spec: str, teacher_tok: Any, task: TaskSpec) -> nn.Module:
+    """`layers:K:MODEL`: every K-th encoder layer of MODEL as it was before any fine-tuning, with
+    a new classification head, so that the task has to come from the teacher."""
+    _, k_text, model = (spec.split(":", 2) + ["", ""])[:3]
+    if not model:
+        raise ModelError(
+            f"student spec {spec!r}: write layers:K:MODEL (for example layers:3:minilm-packaged)"
+        )
+    base, tokenizer = load_classifier(model, task)
+    _same_vocabulary(spec, tokenizer, teacher_tok)
+    k = _layer_step(spec, k_text, base.config.num_hidden_layers)
+    return _every_kth_layer(base, k)
+
+
+def _every_kth_layer(model: nn.Module, k: int) -> nn.Module:
+    """Every k-th layer of `model`: student layer m (1-based) starts as layer m*k, the layer it is
+    distilled against under the uniform map of a teacher as deep as `model`; embeddings, pooler
+    and head are copied."""
+    import copy
+
+    n = model.config.num_hidden_layers
+    cfg = copy.deepcopy(model.config)
     cfg.num_hidden_layers = n // k
-    student = type(teacher)(cfg)
-    source = {m: (m + 1) * k - 1 for m in range(n // k)}  # 0-based student -> teacher layer
+    student = type(model)(cfg)
+    source = {m: (m + 1) * k - 1 for m in range(n // k)}  # 0-based student -> source layer
     state = {}
-    for key, value in teacher.state_dict().items():
+    for key, value in model.state_dict().items():
         if ".encoder.layer." not in key:
             state[key] = value
             continue

@@ -119,10 +119,14 @@ class StageTrainer:
         """Run (or continue) the stage up to its step budget; returns the final state."""
         if resume and (last := ckpt.latest(self.ckpt_dir)):
             self._restore(last)
-        from tqdm.auto import tqdm
+        from augment.progress import progress
 
-        bar = tqdm(
-            total=self.total, initial=self.state.step, desc=self.name, disable=not self.rt.is_main
+        bar = progress(
+            total=self.total,
+            initial=self.state.step,
+            desc=self.name,
+            unit="step",
+            disable=not self.rt.is_main,
         )
         epochs = math.ceil(self.stage.epochs)
         self.objective.train()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
@@ -14,8 +14,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from augment import __version__
+from service.docs import add_docs, asset_paths
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.routes import build_router
+from service.schemas import request_schemas
 from service.settings import ServiceSettings
 from service.state import ServiceState
 
@@ -36,6 +38,28 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
+    """Any error the routes did not answer: the same error body as the others (the traceback
+    goes to the log)."""
+    return JSONResponse({"detail": "internal error; the reason is in the server log"}, 500)
+
+
+def openapi_with_request_schemas(app: FastAPI, settings: ServiceSettings) -> Callable[[], dict]:
+    """app.openapi, adding the request body's schemas (with this app's limits) to the
+    document: the route reads and validates its body itself, so FastAPI does not know them."""
+    base = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            doc = base()
+            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(request_schemas(settings, "#/components/schemas/{model}"))
+            doc["components"]["schemas"] = dict(sorted(schemas.items()))
+        return app.openapi_schema
+
+    return openapi
 
 
 def create_app(
@@ -62,11 +86,16 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load their assets from a CDN; add_docs serves ours
+        redoc_url=None,
     )
     app.state.service = state
-    router = build_router(state.request_model.model_json_schema())
+    router = build_router(api_keys=bool(settings.api_keys))
     app.include_router(router)
+    app.openapi = openapi_with_request_schemas(app, settings)  # type: ignore[method-assign]
+    add_docs(app, "/docs", "/redoc")
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -80,6 +109,6 @@ def create_app(
         timeout_s=settings.body_timeout_s,
         metrics=state.metrics,
     )
-    paths = {r.path for r in router.routes} | {app.docs_url, app.redoc_url, app.openapi_url}
+    paths = {r.path for r in router.routes} | {"/docs", "/redoc", app.openapi_url} | asset_paths()
     app.add_middleware(MetricsMiddleware, metrics=state.metrics, paths=paths)
     return app

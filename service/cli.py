@@ -33,7 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         const=False,
         help="one request per model batch (for comparison)",
     )
-    p.add_argument("--torch-threads", type=int, help="intra-op threads of the model")
+    p.add_argument(
+        "--mode", choices=["exact", "fast"], help="augmenter mode (KDAUG_MODE; default exact)"
+    )
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        help="intra-op threads of the model (KDAUG_TORCH_THREADS; default: the cores available)",
+    )
     p.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON")
     p.set_defaults(func=run)
 
@@ -44,7 +51,7 @@ def load_settings(args: argparse.Namespace) -> Any:
 
     from service.settings import ServiceSettings
 
-    names = ("mlm", "vectors", "tagger", "device", "augment_config", "micro_batching")
+    names = ("mlm", "vectors", "tagger", "device", "mode", "augment_config", "micro_batching")
     flags = {k: getattr(args, k) for k in (*names, "torch_threads", "log_format")}
     try:
         return ServiceSettings(**{k: v for k, v in flags.items() if v is not None})
@@ -68,12 +75,11 @@ def check_models(settings: Any) -> Any:
 def load_augmenter(settings: Any, cfg: Any) -> Any:
     """Load the models before serving: a model that cannot load stops `kdaug serve` with one
     line, rather than leaving a server that answers 503 to everything."""
+    import torch
+
     from augment.augmenter import Augmenter
 
-    if settings.torch_threads:
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
+    torch.set_num_threads(settings.model_threads())
     try:
         return Augmenter(cfg)
     except KdaugError as exc:

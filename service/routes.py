@@ -8,14 +8,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from service.batching import QueueFullError, ShuttingDownError
-from service.schemas import AugmentResponse
+from service.schemas import AugmentResponse, ErrorResponse, ServiceStatus
 from service.state import ServiceState
 
 bearer = HTTPBearer(auto_error=False, description="one of the keys in KDAUG_API_KEYS")
@@ -163,33 +163,71 @@ async def wait_for_job(state: ServiceState, job: asyncio.Future, request: Reques
     return reason
 
 
-def build_router(request_schema: dict[str, Any]) -> APIRouter:
-    """The routes of one app; `request_schema` documents the body with that app's limits."""
-    router = APIRouter()
-    errors = {
-        401: {"description": "API keys are configured and none (or a wrong one) was sent"},
-        408: {"description": "the body did not arrive within KDAUG_BODY_TIMEOUT_S"},
-        413: {
-            "description": "the body is larger than KDAUG_MAX_BODY_BYTES, or the request's "
-            "work or estimated response is over KDAUG_MAX_REQUEST_WORK or "
-            "KDAUG_MAX_RESPONSE_BYTES"
+EXAMPLES = {
+    "texts": {
+        "summary": "single texts",
+        "value": {"texts": ["the film was a delight"], "n": 3, "seed": 1},
+    },
+    "pairs": {
+        "summary": "pairs, field b only",
+        "value": {
+            "pairs": [["a man plays a guitar", "a person makes music"]],
+            "labels": ["entailment"],
+            "n": 2,
+            "fields": "b",
         },
-        415: {"description": "the body is not sent as Content-Type: application/json"},
-        422: {"description": "the body is not valid JSON or breaks the schema or a limit"},
-        503: {"description": "not ready, queue full, shutting down or timed out; see Retry-After"},
+    },
+}
+REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {"$ref": "#/components/schemas/AugmentRequest"},
+            "examples": EXAMPLES,
+        }
+    },
+}
+
+
+def error(description: str) -> dict[str, Any]:
+    """An OpenAPI response whose body is an ErrorResponse."""
+    return {"model": ErrorResponse, "description": description}
+
+
+def json_error(description: str) -> dict[str, Any]:
+    """An ErrorResponse of a route whose own answer is not JSON (the model is documented by
+    the routes that use `error`)."""
+    ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    return {"description": description, "content": {"application/json": {"schema": ref}}}
+
+
+def build_router(api_keys: bool) -> APIRouter:
+    """The routes of one app; bearer auth is part of them (and of the OpenAPI document) only
+    when `api_keys` are configured."""
+    router = APIRouter()
+    auth = [Authorized] if api_keys else []
+    no_key = "no API key, or a wrong one, was sent (send Authorization: Bearer KEY)"
+    errors = {
+        **({401: error(no_key)} if api_keys else {}),
+        408: error("the body did not arrive within KDAUG_BODY_TIMEOUT_S"),
+        413: error(
+            "the body is larger than KDAUG_MAX_BODY_BYTES, or the request's work or estimated "
+            "response is over KDAUG_MAX_REQUEST_WORK or KDAUG_MAX_RESPONSE_BYTES"
+        ),
+        415: error("the body is not sent as Content-Type: application/json"),
+        422: error("the body is not valid JSON or breaks the schema or a limit"),
+        500: error("augmentation failed; the reason is in the server log"),
+        503: error("not ready, queue full, shutting down or timed out; see Retry-After"),
     }
+    status_docs = {200: {"model": ServiceStatus}, 503: {"model": ServiceStatus}}
 
     @router.post(
         "/augment",
+        operation_id="augment",
         response_model=AugmentResponse,
-        dependencies=[Authorized, Depends(require_json)],
-        responses=errors,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": request_schema}},
-            }
-        },
+        dependencies=[*auth, Depends(require_json)],
+        responses=errors,  # type: ignore[arg-type]
+        openapi_extra={"requestBody": REQUEST_BODY},
     )
     async def augment(request: Request, state: State) -> Any:
         """Variants of each text or pair, with the provenance of every replaced word."""
@@ -226,6 +264,10 @@ def build_router(request_schema: dict[str, Any]) -> APIRouter:
             out = job.result()
         except ShuttingDownError as exc:
             raise unavailable(str(exc), 5) from None
+        except Exception:  # logged by the batcher
+            raise HTTPException(
+                500, detail="augmentation failed; the reason is in the server log"
+            ) from None
         made = sum(len(v) for v in out)
         state.metrics.variants.inc(made)
         results = [
@@ -234,19 +276,25 @@ def build_router(request_schema: dict[str, Any]) -> APIRouter:
         ]
         return {"results": results, "variants": made}
 
-    @router.get("/healthz")
+    @router.get("/healthz", operation_id="healthz", response_model=None, responses=status_docs)
     async def healthz(state: State) -> JSONResponse:
         """Alive: 200 while the process serves (also while loading); 503 if loading failed."""
         if state.status != "failed":  # no model versions here: a liveness probe stays cheap
             return JSONResponse({"status": "alive"})
         return JSONResponse(state.describe(), status_code=503)  # status "failed", detail
 
-    @router.get("/readyz")
+    @router.get("/readyz", operation_id="readyz", response_model=None, responses=status_docs)
     async def readyz(state: State) -> JSONResponse:
         """Ready: 200 once the models are loaded and a warm-up batch has run."""
         return JSONResponse(state.describe(), status_code=200 if state.status == "ready" else 503)
 
-    @router.get("/metrics", dependencies=[Authorized], response_class=Response)
+    @router.get(
+        "/metrics",
+        operation_id="metrics",
+        dependencies=auth,
+        response_class=PlainTextResponse,
+        responses={401: json_error(no_key)} if api_keys else {},  # type: ignore[dict-item]
+    )
     async def metrics(state: State) -> Response:
         """Prometheus text format."""
         return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

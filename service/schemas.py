@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, create_model
 from pydantic import StringConstraints as Chars
+from pydantic.json_schema import models_json_schema
 
 from augment.config import AugmentConfig, SampleParams
 from augment.records import Record
@@ -131,26 +133,54 @@ class AugmentRequestBase(BaseModel):
         )
 
 
-def request_model(settings: ServiceSettings) -> type[AugmentRequestBase]:
-    """The AugmentRequest model with the limits of `settings`."""
+def _texts_and_pairs(settings: ServiceSettings, default: Any) -> tuple[Any, Any]:
+    """(type, Field) of `texts` and of `pairs`, with the limits of `settings`."""
     text = Annotated[StrictStr, Chars(max_length=settings.max_text_chars)]
+    many = {"default": default, "min_length": 1, "max_length": settings.max_items}
+    texts = Field(description="single texts", examples=[["a gripping film"]], **many)
+    pairs = Field(
+        description="text pairs [a, b] (e.g. premise, hypothesis)",
+        examples=[[["a man plays a guitar", "a person makes music"]]],
+        **many,
+    )
+    return (list[text], texts), (list[tuple[text, text]], pairs)
+
+
+class Sources(str, Enum):
+    """Candidate sources: masked LM, word vectors, or both."""
+
+    mlm = "mlm"
+    vectors = "vectors"
+    both = "both"
+
+
+class PairFields(str, Enum):
+    """Which fields of a pair to augment."""
+
+    a = "a"
+    b = "b"
+    both = "both"
+
+
+class TextFields(str, Enum):
+    """Which fields of a single text to augment (it has field a only; both means a)."""
+
+    a = "a"
+    both = "both"
+
+
+def _options(settings: ServiceSettings, fields: Any, sources: Any) -> dict[str, Any]:
+    """The fields besides texts/pairs, with the limits of `settings`; `fields` and `sources`
+    are the types of those two fields."""
     many = {"min_length": 1, "max_length": settings.max_items}
-    fields: dict[str, Any] = {
-        "texts": (
-            list[text] | None,
-            Field(None, **many, description="single texts", examples=[["a gripping film"]]),
-        ),
-        "pairs": (
-            list[tuple[text, text]] | None,
-            Field(None, **many, description="text pairs [a, b] (e.g. premise, hypothesis)"),
-        ),
+    return {
         "labels": (
             list[StrictStr | StrictInt | StrictFloat | None] | None,
             Field(None, **many, description="one label per input, copied to its variants"),
         ),
         "ids": (
             list[Annotated[StrictStr, Chars(min_length=1, max_length=200)] | StrictInt] | None,
-            Field(None, **many, description="one id per input; default: the input's index"),
+            Field(None, **many, description="one id per input, unique; default: the input's index"),
         ),
         "n": (
             StrictInt | None,
@@ -164,20 +194,104 @@ def request_model(settings: ServiceSettings) -> type[AugmentRequestBase]:
             StrictInt | None,
             Field(None, ge=-SEED_MAX - 1, le=SEED_MAX, description="global seed"),
         ),
-        "fields": (
-            Literal["a", "b", "both"] | None,
-            Field(None, description="which fields of a pair to augment"),
-        ),
+        "fields": (fields | None, Field(None, description="which fields to augment")),
         "include_original": (
             bool | None,
             Field(None, strict=True, description="return the input as variant 0"),
         ),
         "sources": (
-            Literal["mlm", "vectors", "both"] | None,
+            sources | None,
             Field(None, description="candidate sources: masked LM, word vectors, or both"),
         ),
     }
-    return create_model("AugmentRequest", __base__=AugmentRequestBase, **fields)
+
+
+def request_model(settings: ServiceSettings) -> type[AugmentRequestBase]:
+    """The model that validates POST /augment bodies, with the limits of `settings`.
+
+    It takes `texts` and `pairs` both as optional and checks "exactly one" itself (`problems`),
+    so that every error names the field at fault; the OpenAPI document describes the same
+    bodies as `oneOf` the two shapes of `documented_request_models`.
+    """
+    (texts_type, texts), (pairs_type, pairs) = _texts_and_pairs(settings, None)
+    return create_model(
+        "AugmentRequest",
+        __base__=AugmentRequestBase,
+        texts=(texts_type | None, texts),
+        pairs=(pairs_type | None, pairs),
+        **_options(settings, Literal["a", "b", "both"], Literal["mlm", "vectors", "both"]),
+    )
+
+
+class _Documented(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def documented_request_models(settings: ServiceSettings) -> tuple[type[BaseModel], ...]:
+    """TextsRequest and PairsRequest: the two shapes of a POST /augment body, for the OpenAPI
+    document (and so for generated clients); `request_model` is what validates them."""
+    (texts_type, texts), (pairs_type, pairs) = _texts_and_pairs(settings, ...)
+    single = create_model(
+        "TextsRequest",
+        __base__=_Documented,
+        __doc__="Single texts to augment, with optional labels, ids and sampling parameters.",
+        texts=(texts_type, texts),
+        **_options(settings, TextFields, Sources),
+    )
+    paired = create_model(
+        "PairsRequest",
+        __base__=_Documented,
+        __doc__="Text pairs to augment, with optional labels, ids and sampling parameters.",
+        pairs=(pairs_type, pairs),
+        **_options(settings, PairFields, Sources),
+    )
+    return single, paired
+
+
+def request_schemas(settings: ServiceSettings, ref: str) -> dict[str, Any]:
+    """Component schemas of the request body: TextsRequest, PairsRequest and AugmentRequest
+    (`oneOf` the two); `ref` is the template of a reference, e.g. "#/components/schemas/{model}"."""
+    models = documented_request_models(settings)
+    _, top = models_json_schema([(m, "validation") for m in models], ref_template=ref)
+    schemas = dict(top.get("$defs", {}))
+    schemas["AugmentRequest"] = {
+        "title": "AugmentRequest",
+        "description": "Exactly one of `texts` (a TextsRequest) or `pairs` (a PairsRequest).",
+        "oneOf": [{"$ref": ref.format(model=m.__name__)} for m in models],
+    }
+    return schemas
+
+
+class ValidationIssue(BaseModel):
+    """One problem with a request body."""
+
+    loc: list[str | int] = Field(description='where: e.g. ["body", "texts", 3]')
+    msg: str = Field(description="what is wrong, in a sentence")
+    type: str = Field(description="the kind of problem, e.g. missing, json_invalid, value_error")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer of the service."""
+
+    detail: str | list[ValidationIssue] = Field(
+        description="422: one entry per problem found; any other status: a sentence saying what "
+        "was wrong and what to do"
+    )
+
+
+class ServiceStatus(BaseModel):
+    """Liveness or readiness: the status, and once ready the models and how they are served."""
+
+    status: Literal["alive", "loading", "ready", "failed"]
+    detail: str | None = Field(None, description="why, when loading failed")
+    models: dict[str, str | None] | None = Field(
+        None, description="names of the code and models (a local path shows its last part only)"
+    )
+    fingerprints: dict[str, str] | None = Field(
+        None, description="short sha256 of the MLM's weights, config and vocabulary"
+    )
+    mode: str | None = Field(None, description="the augmenter's mode: exact or fast")
+    torch_threads: int | None = Field(None, description="intra-op threads of the model")
 
 
 class ReplacementOut(BaseModel):

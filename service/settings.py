@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.cores import available_cores
 
 
 class ServiceSettings(BaseSettings):
@@ -26,7 +29,10 @@ class ServiceSettings(BaseSettings):
         None, description="YAML file of further augment settings (pos_tags, top_k, ...)"
     )
     torch_threads: int | None = Field(
-        None, ge=1, description="intra-op threads of the model (default: torch's choice)"
+        None,
+        ge=1,
+        description="intra-op threads of the model (default: OMP_NUM_THREADS if set, else the "
+        "cores this process may use)",
     )
     warmup: bool = Field(True, description="run one warm-up batch before reporting ready")
 
@@ -107,6 +113,18 @@ class ServiceSettings(BaseSettings):
                 "give comma-separated keys"
             )
         return kept
+
+    def model_threads(self) -> int:
+        """Intra-op threads of the model: KDAUG_TORCH_THREADS, else OMP_NUM_THREADS, else every
+        core this process may use (affinity and cgroup quota). One model thread serves all
+        requests, so its threads can take every core; torch's own default ignores a container's
+        CPU quota and oversubscribes it."""
+        if self.torch_threads:
+            return self.torch_threads
+        omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+        if omp.isdigit() and int(omp) > 0:
+            return int(omp)
+        return available_cores()
 
     def augment_settings(self) -> dict[str, Any]:
         """The AugmentConfig settings these service settings imply (the YAML file is read apart)."""

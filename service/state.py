@@ -91,6 +91,7 @@ class ServiceState:
             metrics=self.metrics,
         )
         self.api_keys = [k.encode() for k in settings.api_keys]
+        self.torch_threads = settings.model_threads()
 
     def _augment(self, records: list[Record], params: list[SampleParams]) -> list[list[Variant]]:
         assert self.augmenter is not None
@@ -98,10 +99,9 @@ class ServiceState:
 
     def _load(self) -> None:
         """Runs on the model thread: torch threads, the augmenter, a warm-up batch."""
-        if self.settings.torch_threads:
-            import torch
+        import torch
 
-            torch.set_num_threads(self.settings.torch_threads)
+        torch.set_num_threads(self.torch_threads)
         if self.augmenter is None:
             from augment.augmenter import Augmenter
 
@@ -123,7 +123,11 @@ class ServiceState:
             log.error("loading the models failed: %s", self.error)
             return
         self.status = "ready"
-        log.info("models loaded and warmed up; ready")
+        log.info(
+            "models loaded and warmed up; ready (mode %s, %d torch threads)",
+            self.config.mode,
+            self.torch_threads,
+        )
 
     def describe(self) -> dict[str, Any]:
         """Readiness for anonymous clients: model names and fingerprints, never paths."""
@@ -136,4 +140,6 @@ class ServiceState:
                 k: public_name(v) if k in ("mlm", "vectors") else v for k, v in versions.items()
             }
             out["fingerprints"] = dict(self.fingerprints)
+            out["mode"] = self.config.mode
+            out["torch_threads"] = self.torch_threads
         return out

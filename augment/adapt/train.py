@@ -159,8 +159,9 @@ class MLMAdapter:
     # ---- training -------------------------------------------------------------------------------
     def train(self) -> None:
         import torch
-        from tqdm.auto import tqdm
         from transformers import DataCollatorForLanguageModeling, get_constant_schedule_with_warmup
+
+        from augment.progress import progress
 
         s = self.s
         self._encode_train()
@@ -182,7 +183,7 @@ class MLMAdapter:
             log.info("held-out before training: %s", self.before)
         self.model.train()
         order, drop = self._epoch_plan(st["epoch"])
-        bar = tqdm(total=s.steps, initial=st["step"], desc="adapt-mlm", unit="step")
+        bar = progress(total=s.steps, initial=st["step"], desc="adapt-mlm", unit="step")
         start, ema = time.monotonic() - st["seconds"], None
         cpu_start = time.process_time() - st["cpu_seconds"]
         while not self._budget_spent(st):

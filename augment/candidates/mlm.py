@@ -7,7 +7,8 @@ once per copy and the vocabulary projection only at the masked positions.
 Fast mode changes the method, not only the engineering: the words of a text are masked together,
 several non-adjacent words per copy (at most `mask_rate` of its tokens), each copy cut to a
 `fast_max_length` window around its masks, and on CPU the model's linear layers run in int8
-with activation scales calibrated once at load (`quant.py`). Its quality cost against exact mode is measured by
+with activation scales calibrated once per model and settings (`quant.py`: cached on disk and
+shipped to worker processes). Its quality cost against exact mode is measured by
 `benchmarks/augment_speed.py`.
 
 In both modes identical copies (repeated texts, as MNLI premises and QQP questions are) are
@@ -83,6 +84,9 @@ class MaskedLMCandidates:
         if self.tokenizer.mask_token_id is None:
             raise KdaugError(f"model {name!r} has no mask token: it is not a masked-LM")
         self.model.eval().to(self.device)
+        self.calibration_settings = calibration_settings(
+            mode, mask_rate, fast_max_length, max_length, context
+        )
         if mode not in ("exact", "fast"):
             raise KdaugError(f"masked-LM mode must be 'exact' or 'fast', not {mode!r}")
         self.mode = mode
@@ -106,6 +110,7 @@ class MaskedLMCandidates:
         self._cache: OrderedDict[tuple, list[list[tuple[str, float]]]] = OrderedDict()
         self.cache_size = cache_size
         self.forward_passes = 0
+        self.calibration: str | None = None  # where the int8 ranges came from, when quantized
         self.quantized = _quantize(self, quantize)
         self.forward_passes = 0  # calibration passes do not count
         self.copies = 0
@@ -295,15 +300,18 @@ class MaskedLMCandidates:
             queries=[members[j][0] for j in keep],
         )
 
-    def _chunks(self, copies: list[list[Copy]]) -> list[list[list[Copy]]]:
+    def _chunks(
+        self, copies: list[list[Copy]], batch_tokens: int | None = None
+    ) -> list[list[list[Copy]]]:
         """Forward passes over length-sorted groups of identical copies: at most `batch_tokens`
-        padded tokens each, and lengths within 15% (+2) of the pass's shortest, so that padding
-        stays under about a tenth of the tokens computed."""
+        (default: the model's setting) padded tokens each, and lengths within 15% (+2) of the
+        pass's shortest, so that padding stays under about a tenth of the tokens computed."""
+        budget = batch_tokens or self.batch_tokens
         chunks, cur = [], []
         for c in copies:
             length = len(c[0].input_ids)
             if cur and (
-                (len(cur) + 1) * length > self.batch_tokens
+                (len(cur) + 1) * length > budget
                 or length > len(cur[0][0].input_ids) * _LENGTH_SPREAD + 2
             ):
                 chunks.append(cur)
@@ -388,12 +396,33 @@ class Copy:
         return (tuple(self.input_ids), tuple(self.type_ids), tuple(self.positions))
 
 
+def calibration_settings(
+    mode: str, mask_rate: float, fast_max_length: int, max_length: int, context: str
+) -> dict[str, object]:
+    """The settings that shape the int8 calibration's masked copies (with the model files, they
+    key the calibration cache)."""
+    return {
+        "mode": mode,
+        "mask_rate": mask_rate,
+        "fast_max_length": fast_max_length,
+        "max_length": max_length,
+        "context": context,
+    }
+
+
+def int8_wanted(how: str, mode: str, device: str) -> bool:
+    """Whether `quantize` setting `how` asks for int8 layers ('auto' = fast mode on CPU)."""
+    return how == "int8" or (how == "auto" and mode == "fast" and device == "cpu")
+
+
 def _quantize(mlm: MaskedLMCandidates, how: str) -> bool:
-    """int8 linear layers with calibrated activation scales: 'auto' = on CPU in fast mode."""
+    """int8 linear layers with calibrated activation scales: 'auto' = on CPU in fast mode. The
+    ranges come from this process's memory, a coordinator, or the disk cache when they are
+    there; otherwise they are calibrated here (and cached)."""
     if how not in ("auto", "off", "int8"):
         raise KdaugError(f"quantize must be auto, off or int8, not {how!r}")
     on_cpu = mlm.device == "cpu"
-    if how == "off" or (how == "auto" and (mlm.mode != "fast" or not on_cpu)):
+    if not int8_wanted(how, mlm.mode, mlm.device):
         return False
     if not on_cpu:
         raise KdaugError("int8 quantisation runs on CPU only; use quantize 'off' on GPU")
@@ -402,6 +431,36 @@ def _quantize(mlm: MaskedLMCandidates, how: str) -> bool:
             raise KdaugError("this PyTorch build has no x86/fbgemm int8 kernels")
         log.warning("no x86/fbgemm int8 kernels in this PyTorch build: MLM stays float32")
         return False
+    key = _calibration_key(mlm)
+    layers = quant.linear_names(mlm.model)
+    ranges, mlm.calibration = quant.find_ranges(key, layers)
+    if ranges is None or set(ranges) != layers:
+        ranges, mlm.calibration = _calibrate(mlm), "calibrated"
+        quant.save_ranges(key, ranges, {"model": str(mlm.name)})
+    quant.counts[mlm.calibration] += 1
+    log.debug("int8 ranges of %s: %s", mlm.name, mlm.calibration)
+    quant.apply_ranges(mlm.model, ranges)
+    mlm.head = getattr(mlm.model, "cls", None) or getattr(mlm.model, "lm_head", None)
+    return True
+
+
+def _calibration_key(mlm: MaskedLMCandidates) -> str:
+    from pathlib import Path
+
+    if Path(mlm.path).is_dir():
+        fingerprint = quant.files_fingerprint(mlm.path)
+    else:  # a hub name: what was loaded
+        fingerprint = quant.tensors_fingerprint(mlm.model, mlm.tokenizer.get_vocab())
+    return quant.calibration_key(fingerprint, mlm.calibration_settings)
+
+
+# A fixed forward-pass budget for calibration: the ranges (padding rows included) must not depend
+# on `batch_tokens`, which does not change the output either.
+_CALIBRATION_BATCH_TOKENS = 8192
+
+
+def _calibrate(mlm: MaskedLMCandidates) -> quant.Ranges:
+    """Input ranges of the MLM's linear layers over masked copies of the packaged sentences."""
     import re
 
     queries = [
@@ -413,12 +472,46 @@ def _quantize(mlm: MaskedLMCandidates, how: str) -> bool:
     copies = mlm._copies(queries)
 
     def calibrate() -> None:
-        for chunk in mlm._chunks([[c] for c in copies]):
+        for chunk in mlm._chunks([[c] for c in copies], _CALIBRATION_BATCH_TOKENS):
             mlm._forward([c[0] for c in chunk])
 
-    quant.quantize_int8(mlm.model, calibrate)
-    mlm.head = getattr(mlm.model, "cls", None) or getattr(mlm.model, "lm_head", None)
-    return True
+    return quant.observe_ranges(mlm.model, calibrate)
+
+
+def int8_calibration_for_workers(cfg) -> dict | None:
+    """What a coordinator ships to its worker processes so that none of them calibrates: the
+    int8 ranges of `cfg`'s MLM (from memory or the disk cache, else calibrated here once, in
+    this process, on every core) and the model folder's fingerprint. None when `cfg` does not
+    quantise (no MLM, exact mode, a GPU, no int8 kernels)."""
+    from pathlib import Path
+
+    device = resolve_device(cfg.device)
+    if cfg.mlm.lower() == "none" or not int8_wanted(cfg.mlm_quantize, cfg.mode, device):
+        return None
+    if device != "cpu" or not quant.supported():
+        return None  # the workers raise or warn, as a single process would
+    path = resolve_model(cfg.mlm)
+    if Path(path).is_dir():
+        settings = calibration_settings(
+            cfg.mode, cfg.fast_mask_rate, cfg.fast_max_length, cfg.mlm_max_length, cfg.mlm_context
+        )
+        key = quant.calibration_key(quant.files_fingerprint(path), settings)
+        if quant.find_ranges(key)[0] is not None:
+            return quant.shipped([key])
+    mlm = MaskedLMCandidates(
+        cfg.mlm,
+        device="cpu",
+        top_k=cfg.top_k,
+        context=cfg.mlm_context,
+        max_length=cfg.mlm_max_length,
+        batch_tokens=cfg.mlm_batch_tokens,
+        mode=cfg.mode,
+        mask_rate=cfg.fast_mask_rate,
+        fast_max_length=cfg.fast_max_length,
+        quantize=cfg.mlm_quantize,
+        cache_size=0,
+    )
+    return quant.shipped([_calibration_key(mlm)]) if mlm.quantized else None
 
 
 def _window(ids: list[int], pos: int, budget: int) -> tuple[list[int], int]:

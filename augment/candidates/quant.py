@@ -6,18 +6,47 @@ the same output whatever the batch size. Here every linear layer quantises its i
 calibrated once, on a fixed text sample, when the model loads: int8 weights (per output channel),
 uint8 activations, int32 accumulation, float output. Each row of the output then depends on its
 own row of the input only.
+
+Calibration (about ten seconds of forward passes on CPU) is paid once per model and settings:
+the ranges are kept in memory, shipped by a coordinator to its worker processes, and cached on
+disk (kdaug's cache directory, `int8-calibration/`) under a key made of the model files' sha256,
+the settings that shape the calibration inputs, and the torch version. `counts` says how each
+load got its ranges ("calibrated", "memory", "shipped", "disk"), so that callers and tests can
+tell.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
 import torch
 
+log = logging.getLogger(__name__)
+
 _CALIBRATION_SENTENCES = 64
+CALIBRATION_FORMAT = 1
+CALIBRATION_DIR = "int8-calibration"
+# Files of a model folder that `from_pretrained` reads (a training checkpoint beside them is not).
+_MODEL_SUFFIXES = (".json", ".txt", ".safetensors", ".bin", ".model")
+Ranges = dict[str, tuple[float, float]]
+
+counts: Counter[str] = Counter()  # how loads got their ranges: calibrated/memory/shipped/disk
+_memory: dict[str, Ranges] = {}
+_received: set[str] = set()  # keys whose ranges a coordinator shipped
+_fingerprints: dict[str, str] = {}  # model folder state -> sha256 of its files
+_lock = threading.Lock()
 
 
 class StaticInt8Linear(torch.nn.Module):
@@ -55,12 +84,9 @@ def supported() -> bool:
     return any(e in engines for e in ("x86", "fbgemm"))
 
 
-def quantize_int8(model: torch.nn.Module, calibrate: Callable[[], None]) -> int:
-    """Replace every nn.Linear of `model` by a StaticInt8Linear whose input range is what
-    `calibrate()` (a few forward passes) shows it. Returns the number of layers replaced."""
-    if torch.backends.quantized.engine not in ("x86", "fbgemm"):
-        engines = torch.backends.quantized.supported_engines
-        torch.backends.quantized.engine = "x86" if "x86" in engines else "fbgemm"
+def observe_ranges(model: torch.nn.Module, calibrate: Callable[[], None]) -> Ranges:
+    """The input range (min, max, 0 included) of every nn.Linear of `model` over the forward
+    passes that `calibrate()` runs."""
     ranges: dict[str, list[float]] = {}
     hooks = []
     for name, module in model.named_modules():
@@ -78,13 +104,154 @@ def quantize_int8(model: torch.nn.Module, calibrate: Callable[[], None]) -> int:
     finally:
         for h in hooks:
             h.remove()
-    replaced = 0
+    return {name: (lo, hi) for name, (lo, hi) in ranges.items()}
+
+
+def linear_names(model: torch.nn.Module) -> set[str]:
+    return {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+
+
+def apply_ranges(model: torch.nn.Module, ranges: Ranges) -> int:
+    """Replace the nn.Linear layers named in `ranges` by StaticInt8Linear layers with those input
+    ranges. Returns the number of layers replaced."""
+    if torch.backends.quantized.engine not in ("x86", "fbgemm"):
+        engines = torch.backends.quantized.supported_engines
+        torch.backends.quantized.engine = "x86" if "x86" in engines else "fbgemm"
     for name, (lo, hi) in ranges.items():
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, StaticInt8Linear(getattr(parent, child), lo, hi))
-        replaced += 1
-    return replaced
+    return len(ranges)
+
+
+def quantize_int8(model: torch.nn.Module, calibrate: Callable[[], None]) -> int:
+    """Replace every nn.Linear of `model` by a StaticInt8Linear whose input range is what
+    `calibrate()` (a few forward passes) shows it. Returns the number of layers replaced."""
+    return apply_ranges(model, observe_ranges(model, calibrate))
+
+
+# --- calibration once: memory, worker processes, disk ---------------------------------------------
+def files_fingerprint(directory: str | Path) -> str:
+    """sha256 of a model folder's files that `from_pretrained` reads (names and bytes); memoised
+    on their size, mtime and inode, so that a process hashes a folder once."""
+    root = Path(directory).resolve()
+    files = sorted(f for f in root.iterdir() if f.is_file() and f.suffix.lower() in _MODEL_SUFFIXES)
+    state = [str(root)]
+    for f in files:
+        st = f.stat()
+        state.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+    memo = hashlib.sha256("\0".join(state).encode()).hexdigest()
+    with _lock:
+        known = _fingerprints.get(memo)
+    if known:
+        return known
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + b"\0")
+        with f.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    with _lock:
+        _fingerprints[memo] = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def tensors_fingerprint(model: torch.nn.Module, vocab: dict[str, int]) -> str:
+    """sha256 of a loaded model's parameters and buffers and its vocabulary (for a model that is
+    not a local folder)."""
+    digest = hashlib.sha256(json.dumps(sorted(vocab.items())).encode())
+    for name, t in sorted(model.state_dict().items()):
+        digest.update(name.encode() + str(tuple(t.shape)).encode() + str(t.dtype).encode())
+        digest.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def calibration_key(model_fingerprint: str, settings: dict[str, Any]) -> str:
+    """The cache key of one calibration: the model, the settings that shape the calibration
+    inputs, the calibration sample, the torch version and this format."""
+    what = {
+        "model": model_fingerprint,
+        "settings": settings,
+        "sentences": _CALIBRATION_SENTENCES,
+        "torch": torch.__version__,
+        "format": CALIBRATION_FORMAT,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def store_dir() -> Path:
+    from augment.resolve import cache_dir
+
+    return cache_dir() / CALIBRATION_DIR
+
+
+def find_ranges(key: str, expected: set[str] | None = None) -> tuple[Ranges | None, str]:
+    """Ranges stored under `key` and where they were found ("memory": this process calibrated
+    or read them before; "shipped": a coordinator sent them; "disk"), or (None, ""). A disk
+    entry that is unreadable or names other layers than `expected` is ignored."""
+    with _lock:
+        hit = _memory.get(key)
+        shipped_here = key in _received
+    if hit is not None:
+        return hit, "shipped" if shipped_here else "memory"
+    path = store_dir() / f"{key}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        ranges = {str(k): (float(v[0]), float(v[1])) for k, v in data["ranges"].items()}
+        ok = data.get("key") == key and (expected is None or set(ranges) == expected)
+    except FileNotFoundError:
+        return None, ""
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        log.warning("ignoring the unreadable int8 calibration %s (%s)", path, exc)
+        return None, ""
+    if not ok:
+        log.warning("ignoring the int8 calibration %s: it does not fit this model", path)
+        return None, ""
+    with _lock:
+        _memory[key] = ranges
+    return ranges, "disk"
+
+
+def save_ranges(key: str, ranges: Ranges, about: dict[str, Any] | None = None) -> None:
+    """Keep `ranges` in memory and on disk. The file is written under a unique temporary name and
+    renamed, so that concurrent writers (worker processes, service replicas) never leave a torn
+    file: a reader sees no file or a complete one. A cache that cannot be written is a warning."""
+    with _lock:
+        _memory[key] = dict(ranges)
+    d = store_dir()
+    record = {"key": key, "format": CALIBRATION_FORMAT, **(about or {}), "ranges": ranges}
+    tmp = None
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=d)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, d / f"{key}.json")
+    except OSError as exc:
+        log.warning("cannot cache the int8 calibration in %s (%s)", d, exc.strerror or exc)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def shipped(keys: list[str] | None = None) -> dict[str, Any]:
+    """What this process knows (ranges by key, folder fingerprints), for worker processes."""
+    with _lock:
+        ranges = {k: v for k, v in _memory.items() if keys is None or k in keys}
+        return {"ranges": ranges, "fingerprints": dict(_fingerprints)}
+
+
+def receive(state: dict[str, Any] | None) -> None:
+    """Take what a coordinator shipped (see `shipped`): its loads then need neither hashing nor
+    calibration."""
+    if not state:
+        return
+    ranges = {k: {n: tuple(r) for n, r in v.items()} for k, v in state.get("ranges", {}).items()}
+    with _lock:
+        _memory.update(ranges)
+        _received.update(ranges)
+        _fingerprints.update(state.get("fingerprints", {}))
 
 
 def calibration_sentences(n: int = _CALIBRATION_SENTENCES) -> list[str]:

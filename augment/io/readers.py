@@ -153,19 +153,102 @@ def read_records(
     fmt: str | None = None,
     start: int = 0,
     split: str = "train",
+    passthrough: tuple[str, ...] = (),
 ) -> Iterator[Record | Reject]:
-    """Records (or Rejects) from `path`, in file order, starting at data row `start`."""
+    """Records (or Rejects) from `path`, in file order, starting at data row `start`; each
+    record carries the `passthrough` columns (see `passthrough_columns`) as text."""
     fmt = resolve_format(path, fmt)
     path = Path(path)
     if fmt == "hf":
-        source = _hf_rows(open_hf_dataset(str(path), split), columns, path)
+        source = _hf_rows(open_hf_dataset(str(path), split), columns, path, passthrough)
+    elif fmt == "parquet":
+        source = _parquet_rows(path, columns, passthrough)
     else:
-        rows = {"csv": _csv_rows, "tsv": _tsv_rows, "jsonl": _jsonl_rows, "parquet": _parquet_rows}
+        rows = {"csv": _csv_rows, "tsv": _tsv_rows, "jsonl": _jsonl_rows}
         source = rows[fmt](path, columns)
     for n, item in enumerate(source):
         if n < start:
             continue
-        yield item if isinstance(item, Reject) else to_record(n, item[1], columns, item[0])
+        if isinstance(item, Reject):
+            yield item
+        else:
+            yield to_record(n, item[1], columns, item[0], bool(passthrough))
+
+
+# --- pass-through columns -----------------------------------------------------------------------
+
+
+def _mapped(cols: Columns) -> set[str | int]:
+    return {c for c in (cols.text_a, cols.text_b, cols.label, cols.id) if c is not None}
+
+
+def passthrough_columns(
+    path: str | Path, fmt: str, columns: Columns, split: str = "train"
+) -> tuple[str, ...]:
+    """The input's columns that are not mapped to a text, label or id, in input order: a header's
+    or schema's other names; for a file without a header, the other field positions ("0", "2",
+    ...) up to the widest row; for JSON lines, the other keys of every object, in order of first
+    appearance (one more pass over the file). The same input and mapping give the same names, so
+    every shard of a build, resumed or not, has the same schema."""
+    path = Path(path)
+    mapped = _mapped(columns)
+    names: list[str | int]
+    if fmt == "hf":
+        names = list(open_hf_dataset(str(path), split).column_names)
+    elif fmt == "parquet":
+        names = list(_parquet_file(path).schema_arrow.names)
+    elif fmt == "jsonl":
+        seen: dict[str, None] = {}
+        for item in _jsonl_rows(path, columns):
+            if not isinstance(item, Reject):
+                seen.update(dict.fromkeys(item[1]))
+        names = list(seen)
+    elif columns.header:
+        names = _header(path, fmt, columns)
+    else:
+        rows = _csv_rows(path, columns) if fmt == "csv" else _tsv_rows(path, columns)
+        width = max((len(item[1]) for item in rows if not isinstance(item, Reject)), default=0)
+        names = list(range(width))
+    return tuple(dict.fromkeys(_safe(str(n)) for n in names if n not in mapped))
+
+
+def _header(path: Path, fmt: str, cols: Columns) -> list[str]:
+    """The header of a csv / tsv file (already checked to be readable by the reader)."""
+    with _open(path) as f:
+        first = next(_lines(f), None)
+    if first is None:
+        return []
+    text = _eol(first[2].decode("utf-8", "replace"))
+    if fmt == "csv":
+        return next(csv.reader([text]), [])
+    return text.split("\t")
+
+
+def passthrough_text(value: Any) -> str | None:
+    """A pass-through value as text: strings as they are (lone surrogates escaped), dates in ISO
+    form, other values as JSON (numbers, booleans, lists, objects), bytes decoded with escapes;
+    None stays None."""
+    if value is None or isinstance(value, str):
+        return value if value is None else _safe(value)
+    if isinstance(value, _Undecodable):
+        return value.preview
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    if hasattr(value, "isoformat"):  # dates and times (Parquet, datasets)
+        return _safe(str(value.isoformat()))
+    try:
+        return _safe(json.dumps(value, ensure_ascii=False, default=_json_default))
+    except (TypeError, ValueError, RecursionError):  # huge integers, deep nesting
+        return _safe(_REPR.repr(value))
+
+
+def _json_default(value: Any) -> Any:
+    """What json.dumps cannot write itself, inside a pass-through list or object."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    return str(value)  # Decimal and the like
 
 
 # --- one raw row to a record -------------------------------------------------------------------
@@ -185,11 +268,17 @@ class _Bad(Exception):
 
 
 def to_record(
-    row: int, raw: dict[Any, Any], cols: Columns, line: int | None = None
+    row: int,
+    raw: dict[Any, Any],
+    cols: Columns,
+    line: int | None = None,
+    passthrough: bool = False,
 ) -> Record | Reject:
     """Map one raw row to a Record, or say why it cannot be one: a missing or empty (or NUL-only)
     text, a value of the wrong type (an object, list, number or bytes where text is expected), a
-    lone surrogate, or a label outside the task's label set."""
+    lone surrogate, or a label outside the task's label set. With `passthrough`, the row's other
+    columns are carried as text (by name; a field position of a file without a header as "0",
+    "1", ...); they never reject a row."""
     rid: str | None = str(row)
     try:
         if cols.id is not None:
@@ -202,7 +291,11 @@ def to_record(
         if rid is None:  # the id itself is unusable: keep a printable form of it, if any
             rid = _printable_id(raw.get(cols.id))
         return Reject(row, str(bad), rid, _jsonable(raw), line)
-    return Record(rid, text_a, text_b, label)
+    if not passthrough:
+        return Record(rid, text_a, text_b, label)
+    mapped = _mapped(cols)
+    extra = {_safe(str(k)): passthrough_text(v) for k, v in raw.items() if k not in mapped}
+    return Record(rid, text_a, text_b, label, extra)
 
 
 def _printable_id(value: Any) -> str | None:
@@ -550,11 +643,14 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def _parquet_rows(path: Path, cols: Columns) -> Iterator[tuple[None, dict]]:
+def _parquet_rows(
+    path: Path, cols: Columns, extra: tuple[str, ...] = ()
+) -> Iterator[tuple[None, dict]]:
     import pyarrow as pa
 
     pf = _parquet_file(path)
     wanted = _need(cols, pf.schema_arrow.names, path)
+    wanted += [c for c in extra if c in pf.schema_arrow.names and c not in wanted]
     try:
         for batch in pf.iter_batches(batch_size=4096, columns=wanted):
             for raw in _arrow_rows(batch):
@@ -610,8 +706,11 @@ def open_hf_dataset(name: str, split: str = "train"):
     return ds
 
 
-def _hf_rows(ds, cols: Columns, path: Path) -> Iterator[tuple[None, dict]]:
+def _hf_rows(
+    ds, cols: Columns, path: Path, extra: tuple[str, ...] = ()
+) -> Iterator[tuple[None, dict]]:
     wanted = _need(cols, list(ds.column_names), path)
+    wanted += [c for c in extra if c in ds.column_names and c not in wanted]
     for table in ds.select_columns(wanted).with_format("arrow").iter(batch_size=4096):
         for raw in _arrow_rows(table):
             yield None, raw

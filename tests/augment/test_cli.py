@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pyarrow.parquet as pq
+import pytest
 
 from augment.cli import main
 
@@ -39,11 +40,12 @@ def test_augment_end_to_end(tmp_path, tiny_mlm_dir, capsys):
     )
     assert code == 0
     table = pq.read_table(out / "data" / "part-00000.parquet")
-    assert table.column_names == ["id", "variant", "text_a", "text_b", "label", "replacements"]
+    names = table.column_names
+    assert names[:3] == ["id", "variant", "text_a"] and {"label", "replacements"} <= set(names)
+    assert "text_b" not in names  # a single-sentence task, as datasets' GLUE sst2 config
     data = table.to_pylist()
     assert {r["id"] for r in data} == {"0", "2", "3"}
     assert sum(r["variant"] == 0 for r in data) == 3 and len(data) > 3
-    assert all(r["text_b"] is None for r in data)
     rejects = (out / "rejects" / "part-00000.jsonl").read_text().splitlines()
     assert len(rejects) == 1 and json.loads(rejects[0])["row"] == 1
     stats = json.loads((out / "stats.json").read_text())
@@ -100,3 +102,52 @@ def test_sample_prints_variants(tiny_mlm_dir, capsys):
     out = capsys.readouterr().out.splitlines()
     assert code == 0 and out[0].strip().startswith("0  The quiet village")
     assert len(out) >= 2 and "|" in out[1]
+
+
+def _subcommand(name):
+    from augment.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return sub.choices[name]
+
+
+def test_flag_help_states_the_config_defaults():
+    import re
+
+    from augment.cli_augment import CONFIG_FLAGS
+    from augment.config import AugmentConfig
+
+    actions = {a.dest: a for a in _subcommand("augment")._actions}
+    for name in CONFIG_FLAGS:
+        default = AugmentConfig.model_fields[name].get_default(call_default_factory=True)
+        (shown,) = re.findall(r"\(default ([^)]*)\)", actions[name].help)
+        assert shown == str(default), name
+    assert "(default 256)" in actions["batch_size"].help
+    assert AugmentConfig().batch_size == 256
+    assert "(default mlm,vectors)" in actions["sources"].help
+    sample = {a.dest: a for a in _subcommand("sample")._actions}
+    assert "(default 5)" in sample["n"].help  # what `kdaug sample` prints
+
+
+def test_workers_takes_auto_or_a_positive_number(capsys):
+    parser = _subcommand("augment")
+    assert parser.parse_args(["in.tsv", "-o", "o"]).workers == "auto"
+    assert parser.parse_args(["in.tsv", "-o", "o", "--workers", "AUTO"]).workers == "auto"
+    assert parser.parse_args(["in.tsv", "-o", "o", "--workers", "3"]).workers == 3
+    for bad in ("0", "two"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["in.tsv", "-o", "o", "--workers", bad])
+        assert "argument --workers" in capsys.readouterr().err
+
+
+def test_augment_logs_the_workers_auto_choice(tmp_path, capsys, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="augment.executors"):
+        code = main(
+            ["augment", str(_sst(tmp_path, [("a quiet film", 1)])), "-o", str(tmp_path / "o")]
+            + ["--task", "sst2", "--mlm", "none", "--device", "cpu"]
+        )
+    assert code == 0
+    assert "workers auto: 1 process x" in caplog.text and "1 shard to do" in caplog.text

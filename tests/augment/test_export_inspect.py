@@ -240,7 +240,8 @@ def test_export_task_none_selects_the_generic_layout(tmp_path, built, capsys):
     target = tmp_path / "x.tsv"
     code, _, err = run_cli(capsys, "export", str(built), "-o", str(target), "--task", "none")
     assert code == 0, err
-    assert target.read_text(encoding="utf-8").splitlines()[0] == "id\tvariant\ttext_a\tlabel"
+    header = target.read_text(encoding="utf-8").splitlines()[0]
+    assert header == "id\tvariant\ttext_a\tlabel\treplacements"
 
 
 # --- a damaged manifest.json ----------------------------------------------------------------

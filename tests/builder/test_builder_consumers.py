@@ -41,7 +41,9 @@ def test_datasets_reads_the_shards(reference):
     ds = datasets.load_dataset("parquet", data_files=files, split="train")
     stats = json.loads((reference / "stats.json").read_text())
     assert ds.num_rows == stats["variants_out"]
-    assert ds.column_names == ["id", "variant", "text_a", "text_b", "label", "replacements"]
+    # a single-sentence task has no text_b (as `datasets`' GLUE sst2), its label a ClassLabel
+    assert ds.column_names == ["id", "variant", "text_a", "label", "replacements"]
+    assert ds.features["label"] == datasets.ClassLabel(names=["negative", "positive"])
     row = next(r for r in ds if r["variant"] > 0)
     rep = row["replacements"][0]
     assert row["text_a"][rep["start"] : rep["end"]] == rep["replacement"]
@@ -53,7 +55,7 @@ def test_export_sst2_layout(tmp_path, reference, capsys):
     rows = read_tsv(target)
     table = pq.read_table(sorted((reference / "data").glob("*.parquet")))
     assert rows[0] == ["sentence", "label"]
-    assert rows[1:] == [[r["text_a"], r["label"]] for r in table.to_pylist()]
+    assert rows[1:] == [[r["text_a"], str(r["label"])] for r in table.to_pylist()]
     assert f"{table.num_rows} rows" in capsys.readouterr().out
 
 
@@ -72,7 +74,8 @@ def test_export_mnli_keeps_quotes_exact(tmp_path, mnli_out, capsys):
             assert len(line) == 12
             # TinyBERT's MNLI processor: text_a = line[8], text_b = line[9], label = line[-1]
             expect_a = row["text_a"].replace("\t", " ").replace("\n", " ")
-            assert (line[8], line[9], line[-1]) == (expect_a, row["text_b"], row["label"])
+            label = ("entailment", "neutral", "contradiction")[row["label"]]
+            assert (line[8], line[9], line[-1]) == (expect_a, row["text_b"], label)
             assert line[2] == row["id"]
     originals = [line[8] for line in read_tsv(target)[1:]]
     assert QUOTED[0] in originals and QUOTED[1] in originals

@@ -195,6 +195,7 @@ def test_overwrite_removes_only_what_the_manifest_lists(tmp_path, sst2_input, au
     stats = build_with(make_spec(sst2_input, out, shard_size=50, overwrite=True), augmenter)
     assert stats["shards"] == 4
     assert _listing(out) == [
+        "README.md",
         "README.txt",
         "data",
         *[f"data/part-0000{i}.parquet" for i in range(4)],

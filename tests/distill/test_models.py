@@ -48,6 +48,81 @@ def test_teacher_layers_student_copies_every_kth_layer(tiny_teacher: Path) -> No
         build_student("teacher-layers:9", teacher, tok, get_task("mrpc"))
 
 
+@pytest.fixture(scope="module")
+def pretrained_encoder(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: str) -> Path:
+    """A tiny 4-layer BertModel (no head) with the teacher's vocabulary: a pre-trained encoder."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    out = tmp_path_factory.mktemp("encoder")
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(7)
+    BertModel(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_pretrained_layers_student_takes_every_kth_layer_of_the_encoder(
+    tiny_teacher: Path, pretrained_encoder: Path
+) -> None:
+    from transformers import BertModel
+
+    task = get_task("mrpc")
+    teacher, tok = load_teacher(str(tiny_teacher), task)
+    torch.manual_seed(0)
+    student = build_student(f"layers:2:{pretrained_encoder}", teacher, tok, task)
+    encoder = BertModel.from_pretrained(pretrained_encoder)
+    assert student.config.num_hidden_layers == 2
+    assert student.config.num_labels == 2 and student.classifier.out_features == 2
+    s_layers, e_layers = student.bert.encoder.layer, encoder.encoder.layer
+    t_layers = teacher.bert.encoder.layer
+    for m, source in ((0, 1), (1, 3)):  # student layer m starts as encoder layer (m + 1) * 2 - 1
+        for ps, pe in zip(s_layers[m].parameters(), e_layers[source].parameters(), strict=True):
+            assert torch.equal(ps, pe)
+        query = s_layers[m].attention.self.query.weight  # the encoder's, not the teacher's
+        assert not torch.equal(query, t_layers[source].attention.self.query.weight)
+    assert torch.equal(
+        student.bert.embeddings.word_embeddings.weight, encoder.embeddings.word_embeddings.weight
+    )
+    assert not torch.equal(student.classifier.weight, teacher.classifier.weight)
+    assert all(p.requires_grad for p in student.parameters()) and student.training
+
+    one = build_student(f"layers:1:{pretrained_encoder}", teacher, tok, task)
+    assert one.config.num_hidden_layers == 4
+
+
+def test_pretrained_layers_student_refuses_bad_specs(
+    tiny_teacher: Path, pretrained_encoder: Path, tmp_path: Path
+) -> None:
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    task = get_task("mrpc")
+    teacher, tok = load_teacher(str(tiny_teacher), task)
+    for k in ("0", "5", "x", ""):
+        with pytest.raises(ModelError, match=r"K must be an integer in 1\.\.4"):
+            build_student(f"layers:{k}:{pretrained_encoder}", teacher, tok, task)
+    with pytest.raises(ModelError, match="layers:K:MODEL"):
+        build_student("layers:2", teacher, tok, task)
+
+    vocab = tmp_path / "vocab.txt"  # another WordPiece vocabulary
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat"]))
+    other = tmp_path / "other"
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(other)
+    cfg = BertConfig(vocab_size=7, hidden_size=32, num_hidden_layers=2, num_attention_heads=4)
+    cfg.intermediate_size = 64
+    BertModel(cfg).save_pretrained(other)
+    with pytest.raises(ModelError, match="different vocabularies") as err:
+        build_student(f"layers:1:{other}", teacher, tok, task)
+    assert "\n" not in str(err.value)
+
+
 def test_preset_student_shape(tiny_teacher: Path) -> None:
     teacher, tok = load_teacher(str(tiny_teacher), get_task("mrpc"))
     student = build_student("tinybert4", teacher, tok, get_task("mrpc"))

@@ -278,8 +278,10 @@ def test_health_ready_docs_and_method_errors(server):
     assert ready["status"] == "ready" and ready["models"]["vectors"] == "glove-6b-50d"
     assert httpx.get(f"{server.url}/docs").status_code == 200
     spec = httpx.get(f"{server.url}/openapi.json").json()
-    schema = spec["paths"]["/augment"]["post"]["requestBody"]["content"]["application/json"]
-    assert schema["schema"]["properties"]["n"]["anyOf"][0]["maximum"] == LIMITS["max_n"]
+    for shape in ("TextsRequest", "PairsRequest"):  # the limits of this server, documented
+        props = spec["components"]["schemas"][shape]["properties"]
+        assert props["n"]["anyOf"][0]["maximum"] == LIMITS["max_n"]
+        assert props[shape[:5].lower()]["maxItems"] == LIMITS["max_items"]
     assert httpx.get(f"{server.url}/augment").status_code == 405
     assert httpx.get(f"{server.url}/nowhere").status_code == 404
 

@@ -29,10 +29,14 @@ json_values = st.recursive(
 )
 
 
-def from_schema(schema: dict) -> st.SearchStrategy:
-    """Values valid under a JSON schema (the subset pydantic emits for the request model)."""
-    if "anyOf" in schema:
-        return st.one_of([from_schema(s) for s in schema["anyOf"]])
+def from_schema(schema: dict, spec: dict) -> st.SearchStrategy:
+    """Values valid under a JSON schema of `spec` (the subset pydantic emits for the request
+    models; `$ref`s point into the spec's components)."""
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return st.one_of([from_schema(s, spec) for s in schema[key]])
     if "enum" in schema:
         return st.sampled_from(schema["enum"])
     kind = schema.get("type")
@@ -50,25 +54,26 @@ def from_schema(schema: dict) -> st.SearchStrategy:
     if kind == "string":
         return st.text(min_size=schema.get("minLength", 0), max_size=schema.get("maxLength", 60))
     if kind == "array" and "prefixItems" in schema:
-        return st.tuples(*map(from_schema, schema["prefixItems"])).map(list)
+        return st.tuples(*(from_schema(s, spec) for s in schema["prefixItems"])).map(list)
     if kind == "array":
         size = {"min_size": schema.get("minItems", 0), "max_size": schema.get("maxItems", 4)}
-        return st.lists(from_schema(schema.get("items", {"type": "string"})), **size)
+        return st.lists(from_schema(schema.get("items", {"type": "string"}), spec), **size)
     if kind == "object":
-        props = {k: from_schema(v) for k, v in schema["properties"].items()}
+        props = {k: from_schema(v, spec) for k, v in schema["properties"].items()}
         needed = schema.get("required", [])
         optional = {k: v for k, v in props.items() if k not in needed}
         return st.fixed_dictionaries({k: props[k] for k in needed}, optional=optional)
     raise ValueError(f"schema not covered: {schema}")
 
 
-def one_input_kind(schema: dict, kind: str) -> dict:
-    """The request schema narrowed to bodies that carry `kind` (texts or pairs) and no ids/labels,
-    so that most examples reach the model."""
-    props = {k: v for k, v in schema["properties"].items() if k not in ("texts", "pairs")}
-    props[kind] = schema["properties"][kind]["anyOf"][0]
-    props = {k: v for k, v in props.items() if k not in ("labels", "ids")}
-    return {"type": "object", "properties": props, "required": [kind]}
+def without_labels_and_ids(spec: dict, shape: str) -> dict:
+    """A request shape (TextsRequest or PairsRequest) without ids and labels, so that most
+    examples reach the model (their lengths must match the inputs')."""
+    schema = dict(spec["components"]["schemas"][shape])
+    schema["properties"] = {
+        k: v for k, v in schema["properties"].items() if k not in ("labels", "ids")
+    }
+    return schema
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +83,8 @@ def server(serve):
 
 
 @pytest.fixture(scope="module")
-def request_schema(server) -> dict:
-    spec = httpx.get(f"{server.url}/openapi.json").json()
-    return spec["paths"]["/augment"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+def spec(server) -> dict:
+    return httpx.get(f"{server.url}/openapi.json").json()
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +103,11 @@ def check(response: httpx.Response) -> None:
         assert response.status_code == 422 and body["detail"], body
 
 
-def test_bodies_valid_under_the_schema_never_fail(client, request_schema):
-    bodies = from_schema(request_schema) | from_schema(one_input_kind(request_schema, "texts"))
-    bodies |= from_schema(one_input_kind(request_schema, "pairs"))
+def test_bodies_valid_under_the_schema_never_fail(client, spec):
+    body = spec["paths"]["/augment"]["post"]["requestBody"]["content"]["application/json"]
+    bodies = from_schema(body["schema"], spec)
+    for shape in ("TextsRequest", "PairsRequest"):
+        bodies |= from_schema(without_labels_and_ids(spec, shape), spec)
     seen = set()
 
     @FUZZ
@@ -117,8 +123,9 @@ def test_bodies_valid_under_the_schema_never_fail(client, request_schema):
     run()
 
 
-def test_wrongly_typed_fields_get_422_not_5xx(client, request_schema):
-    fields = {name: json_values for name in request_schema["properties"]}
+def test_wrongly_typed_fields_get_422_not_5xx(client, spec):
+    shapes = (spec["components"]["schemas"][s] for s in ("TextsRequest", "PairsRequest"))
+    fields = {name: json_values for shape in shapes for name in shape["properties"]}
 
     @FUZZ
     @given(body=st.fixed_dictionaries({}, optional=fields) | json_values)

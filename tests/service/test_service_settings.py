@@ -159,3 +159,65 @@ def test_serve_stops_with_one_line_when_the_warm_up_fails(augmenter):
     with pytest.raises(KdaugError, match="the model broke during warm-up") as info:
         serve(app, sock, log_level="warning")
     assert "\n" not in str(info.value)
+
+
+def cgroup(tmp_path, **files: str):
+    for name, text in files.items():
+        path = tmp_path / name.replace("__", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("files", "limit"),
+    [
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu.max": "400000 100000\n"}, 4.0),
+        ({"cpu__cpu.cfs_quota_us": "-1\n", "cpu__cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu__cpu.cfs_quota_us": "200000\n", "cpu__cpu.cfs_period_us": "100000\n"}, 2.0),
+        ({"cpu.max": "garbage"}, None),
+        ({}, None),
+    ],
+)
+def test_cgroup_cpu_quota_v2_and_v1(tmp_path, files, limit):
+    from service.cores import cgroup_cpu_limit
+
+    assert cgroup_cpu_limit(cgroup(tmp_path, **files)) == limit
+
+
+def test_available_cores_are_the_affinity_capped_by_the_quota(tmp_path, monkeypatch):
+    import os
+
+    from service.cores import available_cores
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1, 2, 3, 4, 5}, raising=False)
+    assert available_cores(cgroup(tmp_path / "none")) == 6
+    assert available_cores(cgroup(tmp_path / "big", **{"cpu.max": "800000 100000"})) == 6
+    assert available_cores(cgroup(tmp_path / "two", **{"cpu.max": "250000 100000"})) == 2
+    assert available_cores(cgroup(tmp_path / "tiny", **{"cpu.max": "50000 100000"})) == 1
+
+
+def test_model_threads_setting_then_omp_then_the_cores(monkeypatch):
+    import service.settings
+
+    monkeypatch.setattr(service.settings, "available_cores", lambda: 5)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert ServiceSettings().model_threads() == 5
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert ServiceSettings().model_threads() == 3
+    monkeypatch.setenv("KDAUG_TORCH_THREADS", "2")
+    assert ServiceSettings().model_threads() == 2
+    monkeypatch.delenv("KDAUG_TORCH_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "not-a-number")
+    assert ServiceSettings().model_threads() == 5
+
+
+def test_mode_and_threads_flags(monkeypatch):
+    monkeypatch.setenv("KDAUG_MODE", "exact")
+    args = build_parser().parse_args(["serve", "--mode", "fast", "--torch-threads", "3"])
+    s = load_settings(args)
+    assert (s.mode, s.model_threads()) == ("fast", 3)
+    monkeypatch.delenv("KDAUG_MODE")
+    assert ServiceSettings().mode == "exact"  # the default: the CLI's answers (docs/service.md)

@@ -1,0 +1,187 @@
+"""Progress that suits where it runs: a tqdm bar on a terminal; in a log (CI, `make demo | tee`,
+a file), one line at most every `interval` seconds with done/total, rate and ETA, and a last
+line when the work ends, instead of a line per step.
+
+    bar = progress(total=4000, desc="augment", unit="rows")
+    bar.update(256); bar.set_postfix(shards=3); bar.close()
+
+The builder, distillation, teacher logits and adapt-mlm all report through `progress`.
+`KDAUG_PROGRESS_INTERVAL` sets the seconds between log lines (default 15).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TextIO, TypeVar
+
+DEFAULT_INTERVAL = 15.0
+T = TypeVar("T")
+
+
+def _interval() -> float:
+    try:
+        return max(0.0, float(os.environ.get("KDAUG_PROGRESS_INTERVAL", DEFAULT_INTERVAL)))
+    except ValueError:
+        return DEFAULT_INTERVAL
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython")
+    try:
+        return type(shell.get_ipython()).__name__ == "ZMQInteractiveShell" if shell else False
+    except AttributeError:
+        return False
+
+
+def _clock_text(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _number(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.1f}"
+
+
+class LogProgress:
+    """tqdm's `update` / `set_postfix` / `close` for a stream that is not a terminal: a line at
+    most every `interval` seconds (`clock` seconds, injectable), and one when closed.
+    Safe to update from several threads."""
+
+    def __init__(
+        self,
+        total: float | None = None,
+        *,
+        initial: float = 0,
+        desc: str = "",
+        unit: str = "it",
+        stream: TextIO | None = None,
+        interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        disable: bool = False,
+    ) -> None:
+        self.total, self.n, self.initial = total, initial, initial
+        self.desc, self.unit = desc, unit.strip() or "it"
+        self.stream = stream
+        self.interval = _interval() if interval is None else interval
+        self.clock, self.disable = clock, disable
+        self.start = self.last = clock()
+        self.postfix: dict[str, Any] = {}
+        self.lines = 0
+        self.closed = False
+        self._lock = threading.Lock()
+
+    def update(self, n: float = 1) -> None:
+        with self._lock:
+            self.n += n
+            now = self.clock()
+            if not self.disable and now - self.last >= self.interval:
+                self.last = now
+                self._emit(self._line(now))
+
+    def set_postfix(self, ordered_dict: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        with self._lock:
+            self.postfix = {**(ordered_dict or {}), **kwargs}
+
+    def close(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            if not self.disable:
+                self._emit(self._line(self.clock(), final=True))
+
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _line(self, now: float, final: bool = False) -> str:
+        elapsed = max(now - self.start, 0.0)
+        done = self.n - self.initial
+        rate = done / elapsed if elapsed > 0 else None
+        count = _number(self.n)
+        if self.total:
+            count += f"/{_number(self.total)} {self.unit} ({100 * self.n / self.total:.0f}%)"
+        else:
+            count += f" {self.unit}"
+        parts = [f"{self.desc}: " if self.desc else "", "done " if final else "", count]
+        stats = []
+        if rate is not None:
+            stats.append(
+                f"{rate:,.1f} {self.unit}/s" if rate < 100 else f"{rate:,.0f} {self.unit}/s"
+            )
+        stats.append(f"elapsed {_clock_text(elapsed)}")
+        if not final and self.total and rate:
+            stats.append(f"ETA {_clock_text(max(self.total - self.n, 0) / rate)}")
+        stats += [f"{k}={v}" for k, v in self.postfix.items()]
+        return "".join(parts) + " | " + " | ".join(stats)
+
+    def _emit(self, line: str) -> None:
+        stream = self.stream or sys.stderr
+        try:
+            stream.write(line + "\n")
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken stream: progress is not worth a crash
+            pass
+        self.lines += 1
+
+
+def progress(
+    total: float | None = None,
+    *,
+    initial: float = 0,
+    desc: str = "",
+    unit: str = "it",
+    stream: TextIO | None = None,
+    interval: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    disable: bool = False,
+) -> Any:
+    """A progress reporter for `stream` (default stderr): a tqdm bar when it is a terminal (or a
+    notebook's widget), else a LogProgress. Both have update(n), set_postfix(**kw) and close()."""
+    out = stream if stream is not None else sys.stderr
+    if not disable and (_isatty(out) or (stream is None and _in_notebook())):
+        if stream is None and _in_notebook():
+            from tqdm.auto import tqdm
+        else:
+            from tqdm import tqdm
+        return tqdm(
+            total=total, initial=initial, desc=desc, unit=unit, file=out, dynamic_ncols=True
+        )
+    return LogProgress(
+        total,
+        initial=initial,
+        desc=desc,
+        unit=unit,
+        stream=stream,
+        interval=interval,
+        clock=clock,
+        disable=disable,
+    )
+
+
+def track(iterable: Iterable[T], total: float | None = None, **kwargs: Any) -> Iterator[T]:
+    """Iterate `iterable`, reporting one step per item (`progress`'s keywords apply)."""
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
+    bar = progress(total, **kwargs)
+    try:
+        for item in iterable:
+            yield item
+            bar.update(1)
+    finally:
+        bar.close()
