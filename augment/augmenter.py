@@ -92,19 +92,7 @@ class Augmenter:
         self.config = cfg = config or AugmentConfig()
         self.tagger = tagger or Tagger(cfg.tagger, cfg.pos_tags)
         if mlm is None and cfg.mlm.lower() != "none":
-            mlm = MaskedLMCandidates(
-                cfg.mlm,
-                device=cfg.device,
-                top_k=cfg.top_k,
-                context=cfg.mlm_context,
-                max_length=cfg.mlm_max_length,
-                batch_tokens=cfg.mlm_batch_tokens,
-                mode=cfg.mode,
-                mask_rate=cfg.fast_mask_rate,
-                fast_max_length=cfg.fast_max_length,
-                quantize=cfg.mlm_quantize,
-                cache_size=cfg.mlm_cache_size,
-            )
+            mlm = MaskedLMCandidates.from_config(cfg)
         self.mlm = mlm
         if vectors is None and cfg.vectors.lower() != "none":
             device = mlm.device if mlm is not None else "cpu"

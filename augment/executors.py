@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import os
 import threading
 import time
@@ -22,6 +21,7 @@ from augment.config import AugmentConfig
 from augment.errors import KdaugError
 from augment.io.layout import ShardLayout
 from augment.io.writers import ShardWriter, sha256_file, write_rejects
+from augment.machine import CGROUP, available_cores, cgroup_cpu_limit  # noqa: F401
 from augment.records import Record, Reject
 
 if TYPE_CHECKING:
@@ -156,37 +156,7 @@ def local_devices(device: str, workers: int | None) -> list[str] | None:
 
 
 # how much of the machine is there ----------------------------------------------------------
-CGROUP = Path("/sys/fs/cgroup")
 MIB, GIB = 1 << 20, 1 << 30
-
-
-def cgroup_cpu_limit(root: Path = CGROUP) -> float | None:
-    """Cores allowed by the cgroup's CPU quota (v2 `cpu.max`, else v1 `cpu.cfs_quota_us`), or
-    None when there is no quota or no cgroup file to read."""
-    try:
-        quota, period = (root / "cpu.max").read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        pass
-    try:
-        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
-    except (OSError, ValueError):
-        return None
-    return quota / period if quota > 0 and period > 0 else None
-
-
-def available_cores(root: Path = CGROUP) -> int:
-    """Cores this process may use: its CPU affinity, capped by a cgroup quota (a container's
-    `--cpus`, rounded down), which `os.cpu_count()` and torch's default both ignore."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        cores = os.cpu_count() or 1
-    limit = cgroup_cpu_limit(root)
-    if limit is not None:
-        cores = min(cores, math.floor(limit))
-    return max(1, cores)
 
 
 def _read_int(path: Path) -> int | None:

@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.cores import available_cores
+from augment.machine import available_cores
 
 REPO = Path(__file__).resolve().parents[1]
 FALLBACK_SENTENCES = [

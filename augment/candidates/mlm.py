@@ -22,11 +22,15 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 from augment.adapt.conditional import load_conditioning, token_type_for
 from augment.candidates import quant
 from augment.errors import KdaugError
 from augment.resolve import resolve_device, resolve_model
+
+if TYPE_CHECKING:
+    from augment.config import AugmentConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,25 @@ class MaskQuery:
 
 class MaskedLMCandidates:
     """Top-k replacement words for masked single-WordPiece words, from a Hugging Face MLM."""
+
+    @classmethod
+    def from_config(
+        cls, cfg: AugmentConfig, device: str | None = None, cache_size: int | None = None
+    ) -> MaskedLMCandidates:
+        """The MLM an AugmentConfig describes (device and cache size overridable)."""
+        return cls(
+            cfg.mlm,
+            device=cfg.device if device is None else device,
+            top_k=cfg.top_k,
+            context=cfg.mlm_context,
+            max_length=cfg.mlm_max_length,
+            batch_tokens=cfg.mlm_batch_tokens,
+            mode=cfg.mode,
+            mask_rate=cfg.fast_mask_rate,
+            fast_max_length=cfg.fast_max_length,
+            quantize=cfg.mlm_quantize,
+            cache_size=cfg.mlm_cache_size if cache_size is None else cache_size,
+        )
 
     def __init__(
         self,
@@ -498,19 +521,7 @@ def int8_calibration_for_workers(cfg) -> dict | None:
         key = quant.calibration_key(quant.files_fingerprint(path), settings)
         if quant.find_ranges(key)[0] is not None:
             return quant.shipped([key])
-    mlm = MaskedLMCandidates(
-        cfg.mlm,
-        device="cpu",
-        top_k=cfg.top_k,
-        context=cfg.mlm_context,
-        max_length=cfg.mlm_max_length,
-        batch_tokens=cfg.mlm_batch_tokens,
-        mode=cfg.mode,
-        mask_rate=cfg.fast_mask_rate,
-        fast_max_length=cfg.fast_max_length,
-        quantize=cfg.mlm_quantize,
-        cache_size=0,
-    )
+    mlm = MaskedLMCandidates.from_config(cfg, device="cpu", cache_size=0)
     return quant.shipped([_calibration_key(mlm)]) if mlm.quantized else None
 
 

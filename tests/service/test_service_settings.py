@@ -182,7 +182,7 @@ def cgroup(tmp_path, **files: str):
     ],
 )
 def test_cgroup_cpu_quota_v2_and_v1(tmp_path, files, limit):
-    from service.cores import cgroup_cpu_limit
+    from augment.machine import cgroup_cpu_limit
 
     assert cgroup_cpu_limit(cgroup(tmp_path, **files)) == limit
 
@@ -190,7 +190,7 @@ def test_cgroup_cpu_quota_v2_and_v1(tmp_path, files, limit):
 def test_available_cores_are_the_affinity_capped_by_the_quota(tmp_path, monkeypatch):
     import os
 
-    from service.cores import available_cores
+    from augment.machine import available_cores
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1, 2, 3, 4, 5}, raising=False)
     assert available_cores(cgroup(tmp_path / "none")) == 6
