@@ -50,13 +50,32 @@ def write_card(
     if (path.exists() or path.is_symlink()) and not is_kdaug_card(path):
         return False
     tmp = temp_path(path)
-    tmp.write_text(card_text(manifest, stats, layout, invocation()), encoding="utf-8")
+    tmp.write_text(card_text(manifest, stats, layout, invocation(), out), encoding="utf-8")
     publish(tmp, path)
     return True
 
 
-def front_matter(layout: ShardLayout) -> str:
+def split_info(manifest: dict[str, Any], out: Path | None) -> list[dict[str, Any]]:
+    """The train split's size as `datasets` records it. Besides what it says, it keys the
+    `datasets` cache: that cache names a card's dataset by its folder name and a hash of the
+    card's configs and dataset_info only, so two different builds both in folders named `out`
+    would otherwise load each other's cached rows."""
+    shards = (manifest.get("shards") or {}).values()
+    rows = sum(int(s.get("variants", 0)) for s in shards)
+    size = sum(
+        (out / s["file"]).stat().st_size for s in shards if out and (out / s["file"]).is_file()
+    )
+    return [{"name": "train", "num_bytes": size, "num_examples": rows}]
+
+
+def front_matter(
+    layout: ShardLayout, manifest: dict[str, Any] | None = None, out: Path | None = None
+) -> str:
     import yaml
+
+    info: dict[str, Any] = {"features": layout.card_features()}
+    if manifest is not None:
+        info["splits"] = split_info(manifest, out)
 
     meta = {
         "configs": [
@@ -65,7 +84,7 @@ def front_matter(layout: ShardLayout) -> str:
                 "data_files": [{"split": "train", "path": "data/*.parquet"}],
             }
         ],
-        "dataset_info": {"features": layout.card_features()},
+        "dataset_info": info,
         "tags": ["kdaug", "data-augmentation", "knowledge-distillation"],
     }
     return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100)
@@ -76,7 +95,11 @@ def _n(x: int) -> str:
 
 
 def card_text(
-    manifest: dict[str, Any], stats: dict[str, Any], layout: ShardLayout, command: str | None
+    manifest: dict[str, Any],
+    stats: dict[str, Any],
+    layout: ShardLayout,
+    command: str | None,
+    out: Path | None = None,
 ) -> str:
     """The card's text (no timings: the same build gives the same card)."""
     versions = manifest.get("versions") or {}
@@ -85,7 +108,7 @@ def card_text(
     made = f"`{command}`" if command else "the Python API (`augment.builder.build`)"
     lines = [
         "---",
-        front_matter(layout).rstrip("\n"),
+        front_matter(layout, manifest, out).rstrip("\n"),
         "---",
         MARKER,
         "",

@@ -121,6 +121,24 @@ def test_load_dataset_of_the_build_root(reference):
     assert direct.features == train.features and direct.num_rows == train.num_rows
 
 
+def test_two_builds_in_folders_of_the_same_name_load_their_own_rows(tmp_path, augmenter):
+    """`datasets` caches a card's dataset under its folder name and a hash of the card's
+    metadata: two different builds both called `out` must not share that cache entry."""
+    import datasets
+
+    loaded = []
+    for name, rows in (("a", SENTENCES[:3]), ("b", SENTENCES[3:8])):
+        src = tmp_path / f"{name}.tsv"
+        src.write_text("sentence\tlabel\n" + "".join(f"{s}\t1\n" for s in rows))
+        out = tmp_path / name / "out"
+        build_with(make_spec(src, out), augmenter)
+        stats = json.loads((out / "stats.json").read_text())
+        ds = datasets.load_dataset(str(out), split="train")
+        assert ds.num_rows == stats["variants_out"]
+        loaded.append(set(ds["text_a"]))
+    assert loaded[0] != loaded[1]
+
+
 def _front_matter(card: Path) -> dict:
     text = card.read_text(encoding="utf-8")
     assert text.startswith("---\n")
