@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from augment.config import AugmentConfig
 from augment.records import Record, Reject, Replacement, Variant
+from kdaug import __version__
 
-__version__ = "0.1.0"
 __all__ = [
     "AugmentConfig",
     "Augmenter",

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from augment import __version__
 from augment.candidates.mlm import MaskedLMCandidates, MaskQuery
 from augment.candidates.vectors import VectorIndex
 from augment.candidates.wordnet import WordNetCandidates
 from augment.config import AugmentConfig, ConfigError, SampleParams
-from augment.errors import InputError
 from augment.pos import TaggedText, Tagger, Word
 from augment.records import Record, Replacement, Variant, text_problem
+from kdaug import __version__
+from kdaug.errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from augment import __version__
 from augment.config import AugmentConfig
-from augment.errors import InputError, KdaugError
 from augment.executors import ShardResult, ShardTask, shard_name
 from augment.io.card import CARD_NAME, remove_card, write_card
 from augment.io.layout import SCHEMA_VERSION, ShardLayout
@@ -41,8 +39,10 @@ from augment.io.readers import (
     read_records,
     resolve_format,
 )
-from augment.io.writers import is_temp_name, sha256_file, write_json_atomic
 from augment.records import Record, Reject
+from kdaug import __version__
+from kdaug.errors import InputError, KdaugError
+from kdaug.files import is_temp_name, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
 LAYOUT_FORMAT = "kdaug-shards/1"
@@ -88,7 +88,7 @@ def build(spec: BuildSpec, executor=None) -> dict[str, Any]:
 
 def _build(spec: BuildSpec, executor=None) -> dict[str, Any]:
     from augment.executors import make_executor
-    from augment.progress import progress
+    from kdaug.progress import progress
 
     t0 = time.perf_counter()
     fmt = resolve_format(spec.input, spec.fmt)

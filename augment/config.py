@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from augment.errors import KdaugError
+from kdaug.errors import KdaugError
 
 POS_TAGS = ("NOUN", "VERB", "ADJ", "ADV", "PROPN", "NUM", "ADP", "PRON", "DET", "AUX", "INTJ")
 

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from augment.config import AugmentConfig
-from augment.errors import KdaugError
 from augment.io.layout import ShardLayout
-from augment.io.writers import ShardWriter, sha256_file, write_rejects
-from augment.machine import CGROUP, available_cores, cgroup_cpu_limit  # noqa: F401
+from augment.io.writers import ShardWriter, write_rejects
 from augment.records import Record, Reject
+from kdaug.errors import KdaugError
+from kdaug.files import sha256_file
+from kdaug.machine import CGROUP, available_cores, cgroup_cpu_limit  # noqa: F401
 
 if TYPE_CHECKING:
     from augment.builder import BuildSpec
@@ -144,7 +145,7 @@ def local_devices(device: str, workers: int | None) -> list[str] | None:
     if device in ("auto", "cuda"):
         import torch
 
-        from augment.resolve import resolve_device
+        from kdaug.resolve import resolve_device
 
         if resolve_device(device) == "cuda":
             count = torch.cuda.device_count()
@@ -206,7 +207,7 @@ def worker_bytes(config: AugmentConfig) -> int:
     if config.mlm.lower() == "none":
         return _WORKER_BASE_BYTES
     from augment.candidates.mlm import int8_wanted
-    from augment.resolve import resolve_model
+    from kdaug.resolve import resolve_model
 
     try:
         path = Path(resolve_model(config.mlm))

@@ -23,9 +23,9 @@ from dataclasses import asdict, replace
 from typing import Any, Literal
 
 from augment.config import AugmentConfig
-from augment.errors import InputError
 from augment.io.readers import Columns, columns_for, to_record
 from augment.records import Record, Reject
+from kdaug.errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from augment.errors import KdaugError
-from augment.resolve import resolve_spacy
 from augment.retag import CenterTagger, UnsupportedPipeline
+from kdaug.errors import KdaugError
+from kdaug.resolve import resolve_spacy
 
 log = logging.getLogger(__name__)
 

@@ -114,7 +114,7 @@ class Steps:
 
     def kdaug(self, *args: Any) -> str:
         """Run one kdaug command; its stdout is returned, both streams go to steps/<name>.log."""
-        cmd = [sys.executable, "-m", "augment.cli", *(str(a) for a in args)]
+        cmd = [sys.executable, "-m", "kdaug.cli", *(str(a) for a in args)]
         self._commands.append(" ".join(shown(a) for a in cmd))
         log = self.dir / f"{self._name}.log"
         with log.open("a") as err:

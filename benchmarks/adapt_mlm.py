@@ -187,7 +187,7 @@ def main() -> None:
 
     from augment.adapt.default import default_settings
     from augment.adapt.evaluate import masked_token_accuracy
-    from augment.resolve import resolve_model
+    from kdaug.resolve import resolve_model
 
     torch.set_num_threads(args.threads)
     sst = args.assets / "glue" / "SST-2"

@@ -123,7 +123,7 @@ def make_base(tokenizer_from: Path, out: Path) -> Path:
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
     if not (tokenizer_from / "config.json").is_file():
-        from augment.resolve import packaged_minilm_path
+        from kdaug.resolve import packaged_minilm_path
 
         tokenizer_from = packaged_minilm_path()
     torch.manual_seed(0)

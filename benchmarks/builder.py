@@ -65,7 +65,7 @@ def write_input(path: Path, rows: int, pool: list[tuple[str, str]]) -> Path:
 def run(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Wall seconds and peak RSS (MiB, the largest process) of one `kdaug augment`, and the
     `workers auto:` line it logged (if any)."""
-    cmd = [sys.executable, "-m", "augment.cli", "augment", *args]
+    cmd = [sys.executable, "-m", "kdaug.cli", "augment", *args]
     with tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(

@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from augment.machine import available_cores
+from kdaug.machine import available_cores
 
 REPO = Path(__file__).resolve().parents[1]
 FALLBACK_SENTENCES = [
@@ -68,7 +68,7 @@ def free_port() -> int:
 
 def start_server(args: argparse.Namespace, batching: bool) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "augment.cli", "serve", "--port", str(port), "--mlm", args.mlm]
+    cmd = [sys.executable, "-m", "kdaug.cli", "serve", "--port", str(port), "--mlm", args.mlm]
     cmd += ["--device", args.device]
     if args.torch_threads:
         cmd += ["--torch-threads", str(args.torch_threads)]

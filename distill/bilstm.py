@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from augment.candidates.vectors import PACKAGED_GLOVE, VectorIndex
-from augment.errors import KdaugError
 from distill.data import Batch, ExampleSource
 from distill.losses import HardLabelLoss, LogitMSE, SoftCrossEntropy
 from distill.tasks import TaskSpec
+from kdaug.errors import KdaugError
 
 STUDENT = "bilstm"
 MODEL_TYPE = "kdaug-bilstm"

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from augment.errors import InputError
 from distill.tasks import TaskSpec
+from kdaug.errors import InputError
 
 csv.field_size_limit(sys.maxsize)
 TABLE_SUFFIXES = (".tsv", ".csv", ".jsonl", ".json")

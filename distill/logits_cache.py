@@ -75,7 +75,7 @@ def write_cache(
     autocast: Any,
 ) -> Path:
     """Run the teacher over every row of `stream` (unshuffled) and store its logits."""
-    from augment.progress import track
+    from kdaug.progress import track
 
     source = stream.source
     counts = [source.count_rows(f) for f in source.files]

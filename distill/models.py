@@ -10,9 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from augment.errors import KdaugError
-from augment.resolve import resolve_model
 from distill.tasks import TaskSpec
+from kdaug.errors import KdaugError
+from kdaug.resolve import resolve_model
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from augment.resolve import resolve_device
+from kdaug.resolve import resolve_device
 
 
 @dataclass

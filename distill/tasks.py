@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from augment.errors import KdaugError
+from kdaug.errors import KdaugError
 
 
 class TaskError(KdaugError):

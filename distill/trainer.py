@@ -119,7 +119,7 @@ class StageTrainer:
         """Run (or continue) the stage up to its step budget; returns the final state."""
         if resume and (last := ckpt.latest(self.ckpt_dir)):
             self._restore(last)
-        from augment.progress import progress
+        from kdaug.progress import progress
 
         bar = progress(
             total=self.total,

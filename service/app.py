@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from augment import __version__
+from kdaug import __version__
 from service.docs import add_docs, asset_paths
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.routes import build_router

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from augment.errors import KdaugError
+from kdaug.errors import KdaugError
 from service.metrics import ServiceMetrics
 from service.settings import ServiceSettings
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from augment.machine import available_cores
+from kdaug.machine import available_cores
 
 
 class ServiceSettings(BaseSettings):

@@ -31,7 +31,7 @@ def tiny_mlm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
-    from augment.resolve import packaged_minilm_path
+    from kdaug.resolve import packaged_minilm_path
 
     out = tmp_path_factory.mktemp("tiny-mlm")
     tok = AutoTokenizer.from_pretrained(packaged_minilm_path())

@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from augment.adapt.settings import AdaptSettings
-from augment.resolve import PACKAGED_MINILM, default_mlm_path
+from kdaug.resolve import PACKAGED_MINILM, default_mlm_path
 
 DEFAULT_CORPUS = "enwiki-sample-sentences.txt.gz"
 # A few CPU minutes: enough to turn the fresh head's noise into plausible words, short enough

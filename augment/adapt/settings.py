@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from augment.errors import KdaugError
+from kdaug.errors import KdaugError
 
 # Hyperparameters that change the trained weights; a checkpoint resumes only when they match.
 TRAINING_KEYS = (

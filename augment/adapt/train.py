@@ -17,7 +17,7 @@ from augment.adapt.conditional import RECORD_FILE, TOKEN_TYPE, add_label_types
 from augment.adapt.corpus import Corpus, read_corpus
 from augment.adapt.evaluate import logits_at, masked_token_accuracy
 from augment.adapt.settings import AdaptSettings, digest, model_fingerprint
-from augment.resolve import ResolveError, resolve_device, resolve_model
+from kdaug.resolve import ResolveError, resolve_device, resolve_model
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint/state.pt"
@@ -161,7 +161,7 @@ class MLMAdapter:
         import torch
         from transformers import DataCollatorForLanguageModeling, get_constant_schedule_with_warmup
 
-        from augment.progress import progress
+        from kdaug.progress import progress
 
         s = self.s
         self._encode_train()

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 
 from augment.adapt.conditional import load_conditioning, token_type_for
 from augment.candidates import quant
-from augment.errors import KdaugError
-from augment.resolve import resolve_device, resolve_model
+from kdaug.errors import KdaugError
+from kdaug.resolve import resolve_device, resolve_model
 
 if TYPE_CHECKING:
     from augment.config import AugmentConfig

@@ -180,7 +180,7 @@ def calibration_key(model_fingerprint: str, settings: dict[str, Any]) -> str:
 
 
 def store_dir() -> Path:
-    from augment.resolve import cache_dir
+    from kdaug.resolve import cache_dir
 
     return cache_dir() / CALIBRATION_DIR
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from augment.errors import KdaugError
+from kdaug.errors import KdaugError
 
 PACKAGED_GLOVE = "glove-6b-50d"
 _EXTRA = 30  # neighbours fetched beyond top_k, to survive the filters

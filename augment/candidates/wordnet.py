@@ -11,7 +11,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from augment.resolve import cache_dir
+from kdaug.resolve import cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from augment.io.layout import ShardLayout, format_score
-from augment.io.writers import publish, temp_path
+from kdaug.files import publish, temp_path
 
 CARD_NAME = "README.md"
 # The line that marks a card as kdaug's: only such a card is replaced or deleted by kdaug.

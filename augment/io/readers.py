@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from augment.errors import InputError
 from augment.records import SURROGATE, Record, Reject
+from kdaug.errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from augment.errors import KdaugError
 from augment.io.layout import LabelCodec
+from kdaug.errors import KdaugError
 
 
 def _load_npy(path: Path):

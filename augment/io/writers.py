@@ -4,9 +4,7 @@ scripts, or a generic one)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
@@ -18,6 +16,7 @@ import pyarrow.parquet as pq
 
 from augment.io.layout import REPLACEMENT_TYPE, ShardLayout
 from augment.records import Reject, Variant
+from kdaug.files import publish, temp_path
 
 # The schema of shards written before the layout had a version (every column nullable, string
 # labels, text_b present for single texts too); still read by export, inspect and distill.
@@ -55,54 +54,6 @@ def variants_table(
             extra = extra or {}
             cols["passthrough"].append({n: extra.get(n) for n in layout.passthrough})
     return pa.table(cols, schema=schema)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-# kdaug's temporary files: `.NAME.kdaug-PID.tmp` next to NAME. The marker is what lets a build
-# clean up its own leftovers without touching anyone else's `*.tmp` files.
-TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.kdaug-(?P<pid>\d+)\.tmp$")
-
-
-def temp_path(path: Path) -> Path:
-    """A temporary name next to `path`, unique per process (two writers never share one) and
-    marked as kdaug's (hidden, `.kdaug-PID.tmp`), so that only kdaug's leftovers are removed."""
-    return path.with_name(f".{path.name}.kdaug-{os.getpid()}.tmp")
-
-
-def is_temp_name(name: str) -> bool:
-    """Whether `name` is one of kdaug's temporary names (see `temp_path`)."""
-    return TEMP_NAME.match(name) is not None
-
-
-def publish(tmp: Path, path: Path) -> None:
-    """fsync `tmp`, rename it to `path` and fsync the directory: `path` is then complete."""
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Replace `path` by the JSON of `obj`; readers see the old file or the new, never a mix."""
-    path = Path(path)
-    tmp = temp_path(path)
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    publish(tmp, path)
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class ShardWriter:

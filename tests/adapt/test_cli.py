@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from augment.adapt.cli import _settings
 from augment.adapt.default import DEFAULT_CORPUS, DEFAULT_MINUTES
 from augment.adapt.evaluate import mask_for_eval
 from augment.adapt.settings import SettingsError
-from augment.cli import build_parser, main
-from augment.resolve import PACKAGED_MINILM, default_mlm_path
+from kdaug.cli import build_parser, main
+from kdaug.cli.adapt import _settings
+from kdaug.resolve import PACKAGED_MINILM, default_mlm_path
 
 
 def parse(*argv: str):

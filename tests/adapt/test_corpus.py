@@ -11,7 +11,7 @@ import pytest
 
 from augment.adapt.corpus import CorpusError, read_corpus
 from augment.adapt.default import default_corpus_path
-from augment.errors import KdaugError
+from kdaug.errors import KdaugError
 
 
 def test_text_file_drops_blank_lines(tmp_path):

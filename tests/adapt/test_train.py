@@ -11,7 +11,7 @@ from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
 from augment.adapt import load_conditioning, token_type_for
 from augment.adapt.settings import AdaptSettings, SettingsError
 from augment.adapt.train import CHECKPOINT, MLMAdapter
-from augment.cli import main
+from kdaug.cli import main
 
 WORDS = [
     "the",

@@ -156,7 +156,7 @@ def test_contractions_with_two_norms_warm_cache(augmenter):
 
 
 def test_cli_sample_contractions(capsys):
-    from augment.cli import main
+    from kdaug.cli import main
 
     assert main(["sample", "Let's see if it's good", "--mlm", "none", "--n", "3"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -192,7 +192,7 @@ def test_mlm_source_missing_but_vectors_loaded_still_works(augmenter):
 
 
 def test_cli_sample_mlm_source_without_mlm_is_one_line_error(capsys):
-    from augment.cli import main
+    from kdaug.cli import main
 
     assert main(["sample", "a gripping film", "--mlm", "none", "--sources", "mlm"]) == 2
     err = capsys.readouterr().err.strip()
@@ -211,7 +211,7 @@ def test_cli_sample_mlm_source_without_mlm_is_one_line_error(capsys):
     ],
 )
 def test_text_that_is_not_unicode_is_an_input_error_naming_the_record(augmenter, record, says):
-    from augment.errors import InputError
+    from kdaug.errors import InputError
 
     with pytest.raises(InputError) as err:
         augmenter.augment([RECORDS[0], record])

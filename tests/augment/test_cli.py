@@ -5,7 +5,7 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from augment.cli import main
+from kdaug.cli import main
 
 
 def _sst(tmp_path, rows):
@@ -77,7 +77,7 @@ def test_user_errors_are_one_line(tmp_path):
     ]
     for argv in cases:
         proc = subprocess.run(
-            [sys.executable, "-m", "augment.cli", *argv],
+            [sys.executable, "-m", "kdaug.cli", *argv],
             capture_output=True,
             text=True,
             timeout=120,
@@ -105,7 +105,7 @@ def test_sample_prints_variants(tiny_mlm_dir, capsys):
 
 
 def _subcommand(name):
-    from augment.cli import build_parser
+    from kdaug.cli import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
@@ -115,8 +115,8 @@ def _subcommand(name):
 def test_flag_help_states_the_config_defaults():
     import re
 
-    from augment.cli_augment import CONFIG_FLAGS
     from augment.config import AugmentConfig
+    from kdaug.cli.augment import CONFIG_FLAGS
 
     actions = {a.dest: a for a in _subcommand("augment")._actions}
     for name in CONFIG_FLAGS:

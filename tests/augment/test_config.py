@@ -103,7 +103,7 @@ def test_int_for_a_float_and_exponents_without_a_dot_are_numbers(tmp_path):
 def test_flags_typed_by_argparse_still_override_the_file(tmp_path):
     import argparse
 
-    from augment.cli_augment import add_config_flags, config_from_args
+    from kdaug.cli.augment import add_config_flags, config_from_args
 
     parser = argparse.ArgumentParser()
     add_config_flags(parser)
@@ -162,7 +162,7 @@ def test_unknown_setting_suggests_the_known_name():
 @pytest.mark.parametrize("command", ["augment", "sample", "serve"])
 def test_cli_config_errors_are_one_line(tmp_path, capsys, command):
     """`kdaug augment`, `kdaug sample` and `kdaug serve` read --config through the same reader."""
-    from augment.cli import main
+    from kdaug.cli import main
 
     bad = write(tmp_path, b"n: 3\nmlm: caf\xe9\n")
     argv = {

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from augment.builder import BuildSpec, build
-from augment.cli import main
 from augment.executors import SerialExecutor
 from augment.io.readers import columns_for
+from kdaug.cli import main
 
 ROWS = 12
 SHARD_SIZE = 5  # three shards: 5 + 5 + 2 rows
@@ -129,7 +129,7 @@ def test_export_refuses_a_corrupt_shard_even_with_a_matching_checksum(tmp_path, 
     path = shard(build_copy, 1)
     path.write_bytes(path.read_bytes()[:100])
     manifest = json.loads((build_copy / "manifest.json").read_text())
-    from augment.io.writers import sha256_file
+    from kdaug.files import sha256_file
 
     manifest["shards"]["part-00001"]["sha256"] = sha256_file(path)
     (build_copy / "manifest.json").write_text(json.dumps(manifest))
@@ -316,7 +316,7 @@ def test_inspect_reports_an_intact_build(built, capsys):
 
 SIGTERM_SCRIPT = """
 import sys
-from augment.cli import main
+from kdaug.cli import main
 from augment.io import writers
 
 real_write = writers.TsvExportWriter.write

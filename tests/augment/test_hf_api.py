@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from augment import AugmentConfig, VariantExpander, augment_dataset
-from augment.cli import main
-from augment.errors import InputError
 from augment.hf import dataset_columns
+from kdaug.cli import main
+from kdaug.errors import InputError
 
 SENTENCES = [
     "the film is a charming and often moving story about a family",

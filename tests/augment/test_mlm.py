@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from augment.candidates.mlm import MaskedLMCandidates, MaskQuery
-from augment.errors import KdaugError
+from kdaug.errors import KdaugError
 
 TEXT = "She opened the door and walked into the kitchen."
 

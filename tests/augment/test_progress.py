@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from augment.progress import LogProgress, progress, track
+from kdaug.progress import LogProgress, progress, track
 
 
 class FakeTTY(io.StringIO):

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from augment.errors import InputError
 from augment.io.readers import columns_for, read_records
 from augment.records import Record, Reject
+from kdaug.errors import InputError
 
 
 def test_glue_tsv_with_quotes_and_bom(tmp_path):

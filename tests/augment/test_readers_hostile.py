@@ -10,7 +10,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from augment.errors import InputError, KdaugError
 from augment.io.readers import (
     GLUE_PRESETS,
     TASK_LABELS,
@@ -22,6 +21,7 @@ from augment.io.readers import (
     resolve_format,
 )
 from augment.records import Record, Reject
+from kdaug.errors import InputError, KdaugError
 
 
 def _split(rows):
@@ -383,7 +383,7 @@ def test_file_formats_on_a_directory_are_refused(tmp_path):
 
 
 def test_cli_one_line_errors(tmp_path, capsys):
-    from augment.cli import main
+    from kdaug.cli import main
 
     garbage = tmp_path / "x.parquet"
     garbage.write_bytes(b"PAR1 not really parquet")

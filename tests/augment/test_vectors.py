@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from augment.candidates.vectors import VectorIndex
-from augment.errors import KdaugError
+from kdaug.errors import KdaugError
 
 
 @pytest.fixture(scope="module")

@@ -63,7 +63,7 @@ def shard_bytes(out: Path) -> dict[str, bytes]:
 
 
 def kdaug_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "augment.cli", *args]
+    return [sys.executable, "-m", "kdaug.cli", *args]
 
 
 def read_tsv(path: Path) -> list[list[str]]:

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 from builder_support import build_with, make_spec, read_tsv
 
-from augment.cli import main
 from augment.io.readers import columns_for
+from kdaug.cli import main
 
 QUOTED = [
     "he said \"it is a 'great' film\" and left",

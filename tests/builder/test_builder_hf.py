@@ -45,7 +45,7 @@ def tiny_classifier(tmp_path_factory):
     """make(num_labels) -> a saved tiny random BertForSequenceClassification (real vocabulary)."""
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from augment.resolve import packaged_minilm_path
+    from kdaug.resolve import packaged_minilm_path
 
     tok = AutoTokenizer.from_pretrained(packaged_minilm_path())
     made: dict[int, Path] = {}

@@ -28,11 +28,11 @@ from builder_support import (
 )
 
 from augment.builder import LOCK_NAME, OutputLock, build
-from augment.cli import main
-from augment.errors import InputError, KdaugError
 from augment.executors import SerialExecutor
 from augment.io.readers import Columns, columns_for
-from augment.io.writers import is_temp_name, temp_path
+from kdaug.cli import main
+from kdaug.errors import InputError, KdaugError
+from kdaug.files import is_temp_name, temp_path
 
 
 def _listing(root: Path) -> list[str]:

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from builder_support import SENTENCES, build_with, make_spec, read_tsv, shard_bytes
 
-from augment.cli import main
 from augment.io.readers import Columns, columns_for
+from kdaug.cli import main
 
 
 def _rows(out) -> list[dict]:

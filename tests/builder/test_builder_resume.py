@@ -24,7 +24,7 @@ from builder_support import (
 )
 
 from augment.builder import LOCK_NAME
-from augment.errors import KdaugError
+from kdaug.errors import KdaugError
 
 FINE = 5  # rows per shard in the kill test: 40 shards, so that every kill lands before the end
 

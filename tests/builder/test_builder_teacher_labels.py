@@ -15,15 +15,15 @@ import pyarrow.parquet as pq
 import pytest
 from builder_support import SENTENCES, build_with, make_spec, read_tsv
 
-from augment.cli import main
 from augment.io.readers import columns_for
+from kdaug.cli import main
 
 
 def _classifier(out: Path, num_labels: int, seed: int = 0) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from augment.resolve import packaged_minilm_path
+    from kdaug.resolve import packaged_minilm_path
 
     tok = AutoTokenizer.from_pretrained(packaged_minilm_path())
     cfg = BertConfig(
@@ -150,7 +150,8 @@ def test_regression_teacher_labels_are_scores(tmp_path, augmenter, capsys):
 
 def test_old_string_label_shards_export_and_relabel(tmp_path, sst2_cached, capsys):
     """Shards of an older kdaug (every column nullable, string labels, a null text_b)."""
-    from augment.io.writers import VARIANT_SCHEMA, sha256_file
+    from augment.io.writers import VARIANT_SCHEMA
+    from kdaug.files import sha256_file
 
     out, teacher, logits = sst2_cached
     old = tmp_path / "old"

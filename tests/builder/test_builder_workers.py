@@ -16,7 +16,6 @@ from builder_support import make_spec, shard_bytes
 from augment.builder import build
 from augment.candidates import quant
 from augment.config import AugmentConfig
-from augment.errors import KdaugError
 from augment.executors import (
     GIB,
     MIB,
@@ -29,6 +28,7 @@ from augment.executors import (
     plan_workers,
     worker_bytes,
 )
+from kdaug.errors import KdaugError
 
 NO_MLM = AugmentConfig.build(mlm="none", device="cpu")
 

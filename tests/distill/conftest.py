@@ -35,7 +35,7 @@ def pairs() -> list[tuple[str, str, str]]:
 @pytest.fixture(scope="session")
 def tokenizer_dir() -> str:
     """The folder of the packaged MiniLM encoder: its uncased WordPiece tokenizer."""
-    from augment.resolve import packaged_minilm_path
+    from kdaug.resolve import packaged_minilm_path
 
     return str(packaged_minilm_path())
 

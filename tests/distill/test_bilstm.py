@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from augment.cli import build_parser, main
 from distill import checkpoint as ckpt
 from distill.bilstm import (
     VOCAB_FILE,
@@ -27,12 +26,13 @@ from distill.bilstm import (
     words,
 )
 from distill.bilstm_job import build_bilstm, distill_bilstm
-from distill.cli import _config
 from distill.config import DistillConfig
 from distill.logits_cache import CACHE_DIR
 from distill.models import load_teacher, save_model
 from distill.tasks import get_task
 from distill.trainer import StageTrainer
+from kdaug.cli import build_parser, main
+from kdaug.cli.distill import _config
 
 VOCAB = ["<pad>", "<unk>", "the", "cat", "sat", "on", "mat", "a", "dog"]
 

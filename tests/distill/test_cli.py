@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from augment.cli import build_parser, main
 from distill.data import ExampleSource
 from distill.tasks import get_task
+from kdaug.cli import build_parser, main
 
 
 def test_commands_are_registered() -> None:

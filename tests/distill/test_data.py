@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from augment.errors import InputError
 from distill.data import BatchStream, ExampleSource
 from distill.tasks import get_task
+from kdaug.errors import InputError
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from augment.cli import build_parser, main
-from augment.errors import KdaugError
-from service.cli import load_settings
+from kdaug.cli import build_parser, main
+from kdaug.cli.serve import load_settings
+from kdaug.errors import KdaugError
 from service.logs import JsonFormatter
 from service.settings import ServiceSettings
 from service.state import augment_config
@@ -114,7 +114,7 @@ def test_serve_exits_in_one_line_when_the_vectors_cannot_load(tmp_path):
     bad = tmp_path / "vectors.txt"
     bad.write_bytes(b"\x00\x01 not vectors\nat all\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "augment.cli", "serve", "--mlm", "none", "--vectors", str(bad),
+        [sys.executable, "-m", "kdaug.cli", "serve", "--mlm", "none", "--vectors", str(bad),
          "--device", "cpu", "--port", "0"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -182,7 +182,7 @@ def cgroup(tmp_path, **files: str):
     ],
 )
 def test_cgroup_cpu_quota_v2_and_v1(tmp_path, files, limit):
-    from augment.machine import cgroup_cpu_limit
+    from kdaug.machine import cgroup_cpu_limit
 
     assert cgroup_cpu_limit(cgroup(tmp_path, **files)) == limit
 
@@ -190,7 +190,7 @@ def test_cgroup_cpu_quota_v2_and_v1(tmp_path, files, limit):
 def test_available_cores_are_the_affinity_capped_by_the_quota(tmp_path, monkeypatch):
     import os
 
-    from augment.machine import available_cores
+    from kdaug.machine import available_cores
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1, 2, 3, 4, 5}, raising=False)
     assert available_cores(cgroup(tmp_path / "none")) == 6

@@ -34,7 +34,7 @@ SCRIPT = textwrap.dedent(
             return super().augment(records, params)
 
     module.Augmenter = Blocking
-    from augment.cli import main
+    from kdaug.cli import main
     sys.exit(main(["serve", "--mlm", "none", "--device", "cpu", "--port", sys.argv[1]]))
     """
 )

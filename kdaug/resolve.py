@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from augment.errors import KdaugError
+from kdaug.errors import KdaugError
 
 PACKAGED_MINILM = "minilm-packaged"
 DEFAULT_MLM = "default"

@@ -1,26 +1,20 @@
-"""The `kdaug` console script: one entry point, subcommands registered by each package.
+"""The `kdaug` console script: one entry point, one module per command group.
 
-Heavy libraries are imported inside the command functions so that `kdaug --help` is instant.
+The command modules are imported explicitly; each keeps its heavy libraries (torch, transformers,
+spaCy, the product packages) inside its command functions so that `kdaug --help` is instant.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import logging
 import sys
 
-from augment.errors import KdaugError
+from kdaug.cli import adapt, augment, data, distill, serve
+from kdaug.errors import KdaugError
 
-# Modules exposing `register(subparsers)`; each adds its own subcommands.
-COMMAND_MODULES = (
-    "augment.cli_augment",
-    "augment.cli_data",
-    "augment.adapt.cli",
-    "distill.cli",
-    "service.cli",
-)
+# Command groups, in `kdaug --help` order; each exposes `register(subparsers)`.
+COMMAND_GROUPS = (augment, data, adapt, distill, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,10 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is None:
-            continue
-        importlib.import_module(name).register(sub)
+    for group in COMMAND_GROUPS:
+        group.register(sub)
     return parser
 
 
@@ -55,7 +47,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kdaug: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

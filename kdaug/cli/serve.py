@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from augment.errors import KdaugError
+from kdaug.errors import KdaugError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,7 +62,7 @@ def load_settings(args: argparse.Namespace) -> Any:
 
 def check_models(settings: Any) -> Any:
     """The augment config, after checking that its models can be found (one-line errors)."""
-    from augment.resolve import resolve_model, resolve_spacy
+    from kdaug.resolve import resolve_model, resolve_spacy
     from service.state import augment_config
 
     cfg = augment_config(settings)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from augment.errors import KdaugError
+from kdaug.errors import KdaugError
 
 if TYPE_CHECKING:
     from augment.io.layout import LabelCodec
@@ -562,9 +562,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from augment.cli_augment import highlight
     from augment.io.layout import LabelCodec
     from augment.records import Replacement
+    from kdaug.cli.augment import highlight
 
     out = Path(args.outdir)
     m = load_manifest(out)

@@ -1,0 +1,5 @@
+import sys
+
+from kdaug.cli import main
+
+sys.exit(main())
