@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from augment.candidates.mlm import MaskedLMCandidates, MaskQuery
+from augment.build.stats import AugmentStats
+from augment.candidates.masking import MaskQuery
+from augment.candidates.mlm import MaskedLMCandidates
 from augment.candidates.vectors import VectorIndex
 from augment.candidates.wordnet import WordNetCandidates
-from augment.config import AugmentConfig, ConfigError, SampleParams
-from augment.pos import TaggedText, Tagger, Word
+from augment.config import AugmentConfig, SampleParams
+from augment.pos.filter import check_pipeline, keep_agreeing, synonym_rule
+from augment.pos.tagger import TaggedText, Tagger, Word
 from augment.records import Record, Replacement, Variant, text_problem
 from kdaug import __version__
 from kdaug.errors import InputError
+from kdaug.settings import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +105,8 @@ class Augmenter:
         self.vectors = vectors
         self.wordnet = WordNetCandidates(cfg.top_k) if "wordnet" in cfg.sources else None
         check_sources(cfg.sources, self.loaded_sources)
-        if cfg.pos_filter in ("lexicon", "hybrid"):
-            _ = self.tagger.lexicon  # fail at start, not mid-run, if the pipeline lacks it
-        self.stats: Counter[str] = Counter()
+        check_pipeline(self.tagger, cfg.pos_filter)
+        self.stats = AugmentStats()
 
     # public ------------------------------------------------------------------------------
     @property
@@ -143,8 +145,8 @@ class Augmenter:
                 raise ValueError(f"{len(records)} records but {len(plist)} params")
         slots = self.plan(records, plist)
         out = [self._sample(r, s, p) for r, s, p in zip(records, slots, plist, strict=True)]
-        self.stats["records"] += len(records)
-        self.stats["variants"] += sum(len(v) for v in out)
+        self.stats.records += len(records)
+        self.stats.variants += sum(len(v) for v in out)
         return out
 
     def augment_stream(
@@ -182,7 +184,7 @@ class Augmenter:
             for word in tagged[text].eligible:
                 slot = Slot(fld, word, self._route(word.text, p.sources), [])
                 slots[i].append(slot)
-                self.stats[f"words_{slot.source or 'none'}"] += 1
+                self.stats.words[slot.source or "none"] += 1
                 if slot.source == "mlm":
                     mlm_q.append((slot, MaskQuery(text, word.start, word.end, label)))
                 elif slot.source == "vectors":
@@ -195,7 +197,12 @@ class Augmenter:
         if vec_q:
             neigh = self.vectors.neighbours([s.word.text for s, _ in vec_q])
             raw += [(s, tagged[t], c) for (s, t), c in zip(vec_q, neigh, strict=True)]
-        self._filter(raw)
+        queries = [(t, s.word, [c for c, _ in cands]) for s, t, cands in raw]
+        kept, rejected = keep_agreeing(self.tagger, self.config.pos_filter, queries)
+        for (slot, _, _), cands in zip(raw, kept, strict=True):
+            slot.candidates += [(cand, slot.source, rank) for cand, rank in cands]
+        if rejected:
+            self.stats.candidates_pos_rejected += rejected
         if self.wordnet is not None and self.wordnet.available:
             self._wordnet_fallback(records, slots, plist, tagged)
         return slots
@@ -213,7 +220,7 @@ class Augmenter:
         if not self.mlm.conditioning:
             return None
         if rec.label is None or rec.label not in self.mlm.labels:
-            if self.stats["label_fallbacks"] == 0:
+            if self.stats.label_fallbacks == 0:
                 log.warning(
                     "record %r: label %r unknown to the conditional MLM %s; using the "
                     "unconditional path (further cases are counted in stats)",
@@ -221,50 +228,12 @@ class Augmenter:
                     rec.label,
                     self.mlm.name,
                 )
-            self.stats["label_fallbacks"] += 1
+            self.stats.label_fallbacks += 1
             return None
         return rec.label
 
-    def _filter(self, raw: list[tuple[Slot, TaggedText, list[tuple[str, float]]]]) -> None:
-        """Keep candidates that are neither the word itself nor a stop word, and agree with the
-        word's POS."""
-        mode = self.config.pos_filter
-        stop = self.tagger.stop_words
-        pending: list[tuple[Slot, str, int]] = []
-        for slot, _, cands in raw:
-            low = slot.word.text.lower()
-            for rank, (cand, _) in enumerate(cands, start=1):
-                if cand.lower() != low and cand.lower() not in stop:
-                    pending.append((slot, cand, rank))
-        if mode == "lexicon":
-            lex = self.tagger.lexicon
-            keep = [lex.agrees(c, s.word.pos, s.word.tag) for s, c, _ in pending]
-        elif mode in ("retag", "hybrid"):
-            texts = {id(s): t for s, t, _ in raw}
-            if mode == "hybrid":
-                lex = self.tagger.lexicon
-                keep = [lex.agrees(c, s.word.pos, s.word.tag) for s, c, _ in pending]
-                check = [
-                    i
-                    for i, (ok, (_, c, _)) in enumerate(zip(keep, pending, strict=True))
-                    if ok and lex.ambiguous(c)
-                ]
-            else:
-                keep = [True] * len(pending)
-                check = list(range(len(pending)))
-            queries = [(texts[id(pending[i][0])], pending[i][0].word, pending[i][1]) for i in check]
-            for i, ok in zip(check, self.tagger.retag_agrees(queries), strict=True):
-                keep[i] = ok
-        else:
-            keep = [True] * len(pending)
-        for (slot, cand, rank), ok in zip(pending, keep, strict=True):
-            if ok:
-                slot.candidates.append((cand, slot.source, rank))
-            else:
-                self.stats["candidates_pos_rejected"] += 1
-
     def _wordnet_fallback(self, records, slots, plist, tagged) -> None:
-        lex = self.tagger.lexicon if self.config.pos_filter != "none" else None
+        agrees = synonym_rule(self.tagger, self.config.pos_filter)
         for rec_slots, p in zip(slots, plist, strict=True):
             if "wordnet" not in p.sources:
                 continue
@@ -273,7 +242,7 @@ class Augmenter:
                     continue
                 syn = self.wordnet.synonyms(slot.word.text, slot.word.pos)
                 for rank, (cand, _) in enumerate(syn, start=1):
-                    if lex is None or lex.agrees(cand, slot.word.pos, slot.word.tag):
+                    if agrees(cand, slot.word):
                         slot.candidates.append((cand, "wordnet", rank))
                 if slot.candidates:
                     slot.source = "wordnet"
@@ -284,7 +253,7 @@ class Augmenter:
         if p.include_original:
             out.append(Variant(rec.id, 0, rec.text_a, rec.text_b, rec.label, []))
         usable = [s for s in slots if s.candidates]
-        self.stats["words_without_candidates"] += len(slots) - len(usable)
+        self.stats.words_without_candidates += len(slots) - len(usable)
         if not usable:
             return out
         rng = np.random.Generator(np.random.PCG64(record_seed(p.seed, rec.id)))
@@ -310,7 +279,7 @@ class Augmenter:
             made += 1
             out.append(Variant(rec.id, made, text_a, text_b, rec.label, reps_a + reps_b))
             for r in reps_a + reps_b:
-                self.stats[f"replacements_{r.source}"] += 1
+                self.stats.replacements[r.source] += 1
         return out
 
 

@@ -48,20 +48,16 @@ if str(REPO / "benchmarks") not in sys.path:
 import ablation_report  # noqa: E402
 from ablation_report import BILSTM, EQUAL_EPOCHS, EQUAL_STEPS, NODA, shown  # noqa: E402
 from ablation_stats import label_agreement, score_correlation  # noqa: E402
-from ablation_steps import AblationError, Steps, digest, sha256  # noqa: E402
+from ablation_steps import AblationError, Steps, digest  # noqa: E402
 
 from distill.tasks import TaskError, TaskSpec, get_task  # noqa: E402
+from kdaug.files import (  # noqa: E402
+    atomic_path,
+    sha256_file,
+    write_json_atomic,
+    write_text_atomic,
+)
 
-GLUE_DIRS = {
-    "sst2": "SST-2",
-    "mrpc": "MRPC",
-    "stsb": "STS-B",
-    "cola": "CoLA",
-    "rte": "RTE",
-    "qnli": "QNLI",
-    "qqp": "QQP",
-    "mnli": "MNLI",
-}
 DA_ARMS: dict[str, dict[str, str | None]] = {  # arm -> its augment settings (mlm None: --mlm)
     "da-vectors": {"mlm": "none", "mode": "exact"},
     "da-exact": {"mlm": None, "mode": "exact"},
@@ -82,7 +78,11 @@ def write_subset(src: Path, dst: Path, spec: TaskSpec, limit: int) -> dict[str, 
     """The header (if the task's files have one) and the first `limit` rows (0: all) of `src`."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     rows = total = 0
-    with src.open(encoding="utf-8-sig", newline="") as f, dst.open("w", encoding="utf-8") as g:
+    with (
+        src.open(encoding="utf-8-sig", newline="") as f,
+        atomic_path(dst) as tmp,
+        tmp.open("w", encoding="utf-8") as g,
+    ):
         if spec.header is None:
             g.write(f.readline().rstrip("\r\n") + "\n")
         for line in f:
@@ -94,7 +94,7 @@ def write_subset(src: Path, dst: Path, spec: TaskSpec, limit: int) -> dict[str, 
                 rows += 1
     if rows == 0:
         raise AblationError(f"{shown(src)} has no data rows")
-    return {"path": shown(dst), "rows": rows, "source_rows": total, "sha256": sha256(dst)}
+    return {"path": shown(dst), "rows": rows, "source_rows": total, "sha256": sha256_file(dst)}
 
 
 def read_teacher_logits(
@@ -272,9 +272,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             raise AblationError(f"--{flag.replace('_', '-')} must be at least 1")
     assets = shared_assets()
     if args.data_dir is None:
-        if args.task not in GLUE_DIRS:
+        if not args.spec.glue_dir:
             raise AblationError(f"--data-dir: no default directory for task {args.task}")
-        args.data_dir = assets / "glue" / GLUE_DIRS[args.task]
+        args.data_dir = assets / "glue" / args.spec.glue_dir
     args.out = (args.out or REPO / "benchmarks" / "results" / f"ablation-{args.task}").resolve()
     if args.mlm is None:
         adapted = assets / "mlm-minilm-adapted"
@@ -296,14 +296,14 @@ class Ablation:
         self.out = args.out
         (self.out / "configs").mkdir(parents=True, exist_ok=True)
         keep = "".join(f"!{name}\n" for name in ablation_report.OUTPUTS)
-        (self.out / ".gitignore").write_text(f"*\n!.gitignore\n{keep}")
+        write_text_atomic(self.out / ".gitignore", f"*\n!.gitignore\n{keep}")
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
         if args.threads:
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
                 env[var] = str(args.threads)
         self.steps = Steps(self.out, env, args.redo)
-        self.train_sha = sha256(self.train)
-        self.dev_sha = {shown(d): sha256(d) for d in self.dev}
+        self.train_sha = sha256_file(self.train)
+        self.dev_sha = {shown(d): sha256_file(d) for d in self.dev}
         # Flags that settings record (the device is left out: it changes where a step runs, not
         # what it computes). The teacher's seed is fixed; each student run adds its own.
         self.task_flags = ["--task", args.task]
@@ -325,7 +325,7 @@ class Ablation:
         """The run's DistillConfig file (JSON, which YAML reads)."""
         path = self.out / "configs" / f"{name}.yaml"
         cfg = {**budget, "checkpoint_every": self.args.checkpoint_every}
-        path.write_text(json.dumps(cfg, indent=2) + "\n")
+        write_json_atomic(path, cfg, sort_keys=False)
         return path
 
     # ---- data and teacher ----------------------------------------------------------------------

@@ -4,7 +4,6 @@ labels; the wall time of every step), table.md and the plots."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -14,6 +13,8 @@ from statistics import fmean
 from typing import Any
 
 from ablation_stats import delta_sentence, paired_difference, summarize
+
+from kdaug.files import write_json_atomic, write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = ("results.json", "table.md", "ablation.png", "ablation-sizes.png")
@@ -612,10 +613,10 @@ def plot_sizes(path: Path, results: dict[str, Any]) -> bool:
 
 def write(out: Path, results: dict[str, Any]) -> None:
     """results.json, table.md, the plots; the table is printed too."""
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    write_json_atomic(out / "results.json", results, sort_keys=False, default=float)
     plot(out / "ablation.png", results)
     if not plot_sizes(out / "ablation-sizes.png", results):
         (out / "ablation-sizes.png").unlink(missing_ok=True)
     table = markdown(results)
-    (out / "table.md").write_text(table + "\n")
+    write_text_atomic(out / "table.md", table + "\n")
     print("\n" + table, flush=True)

@@ -1,6 +1,7 @@
 """The ablation's bookkeeping: named steps that run once, are skipped while their settings are
 unchanged, refuse (or with --redo, rerun) changed ones and resume interrupted ones; each step's
-kdaug commands run in a subprocess logged to steps/<name>.log."""
+kdaug commands run in a subprocess logged to steps/<name>.log. steps/<name>.started.json and
+steps/<name>.json are kdaug's completion markers (kdaug.files) of the step's settings."""
 
 from __future__ import annotations
 
@@ -16,17 +17,11 @@ from typing import Any
 
 from ablation_report import REPO, shown
 
+from kdaug.files import marker_settings, read_marker, write_marker
+
 
 class AblationError(Exception):
     """A one-line problem for the user (bad option, missing file, changed settings)."""
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -73,18 +68,16 @@ class Steps:
         done, started = self.dir / f"{name}.json", self.dir / f"{name}.started.json"
         if done.is_file() and output is not None and not output.exists():
             done.unlink()  # its output was deleted: run it again
-        if done.is_file():
-            record = json.loads(done.read_text())
-            if record["settings"] == settings:
-                self.records[name] = {**record, "skipped": True}
-                self.say(name, f"done before in {record['seconds']:.1f} s, skipped")
-                return record["result"]
-            self._changed(name, record["settings"], settings)
+        if (record := read_marker(done, settings)) is not None:
+            self.records[name] = {**record, "skipped": True}
+            self.say(name, f"done before in {record['seconds']:.1f} s, skipped")
+            return record["result"]
+        if (finished := marker_settings(done)) is not None:
+            self._changed(name, finished, settings)
             done.unlink()
             self._clear(output)
         resume = False
-        if started.is_file():
-            previous = json.loads(started.read_text())["settings"]
+        if (previous := marker_settings(started)) is not None:
             if previous == settings:
                 resume = output is not None and output.exists()
             else:
@@ -92,7 +85,7 @@ class Steps:
                 self._clear(output)
         else:
             self._clear(output)  # left by something else: never mix it in
-        started.write_text(json.dumps({"settings": settings}, indent=2) + "\n")
+        write_marker(started, settings)
         self.say(name, "resuming" if resume else "running")
         self._commands, self._name = [], name
         t = time.monotonic()
@@ -106,7 +99,7 @@ class Steps:
             "seconds": round(seconds, 1),
             "result": result,
         }
-        done.write_text(json.dumps(record, indent=2, default=float) + "\n")
+        write_marker(done, settings, record, default=float)
         started.unlink()
         self.records[name] = record
         self.say(name, f"done in {seconds:.1f} s {note(result)}".rstrip())

@@ -113,7 +113,7 @@ def flip_share(model_dir: Path, dev, clf, probes, mode: str, top_k: int) -> dict
     mode: 'label' (true label's token type), 'opposite' (the other label), 'none' (type 0)."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from augment.adapt.conditional import load_conditioning, token_type_for
+    from augment.candidates.conditioning import load_conditioning, token_type_for
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForMaskedLM.from_pretrained(model_dir)
@@ -187,6 +187,7 @@ def main() -> None:
 
     from augment.adapt.default import default_settings
     from augment.adapt.evaluate import masked_token_accuracy
+    from kdaug.files import write_json_atomic
     from kdaug.resolve import resolve_model
 
     torch.set_num_threads(args.threads)
@@ -196,7 +197,7 @@ def main() -> None:
     results: dict = {"budgets_minutes": {"short": args.short, "long": args.long}}
 
     def save() -> None:
-        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        write_json_atomic(results_path, results, sort_keys=False)
 
     # Sentences (not short phrases) of SST-2 train as the adaptation corpus; dev is held out.
     train_rows = read_tsv(sst / "train.tsv")

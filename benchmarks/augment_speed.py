@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from kdaug.files import write_text_atomic
+
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))  # pos_agreement, when imported from elsewhere
@@ -437,9 +439,11 @@ def time_floor(mlm, queries: Sequence, top_k: int, repeats: int = 3) -> dict:
     the masks, top-k. Best of `repeats`."""
     import torch
 
-    copies = mlm._copies(list(dict.fromkeys(queries)))
+    from augment.candidates.masking import pack
+
+    copies = mlm.masking.copies(list(dict.fromkeys(queries)))
     order = sorted(copies, key=lambda c: len(c.input_ids))
-    chunks = [[same[0] for same in chunk] for chunk in mlm._chunks([[c] for c in order])]
+    chunks = [[same[0] for same in chunk] for chunk in pack([[c] for c in order], mlm.batch_tokens)]
     dev = mlm.device
     pad = mlm.tokenizer.pad_token_id or 0
     batches = []
@@ -914,7 +918,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     }
     print_report(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    write_text_atomic(args.out, json.dumps(result, indent=2, default=str))
     png = args.out.with_suffix(".png")
     try:
         plot(result, png)

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kdaug.files import write_text_atomic
+
 COLUMNS = ["--text-column", "sentence", "--label-column", "label", "--id-column", "id"]
 # Throughput: the default augmentation without a masked LM (word vectors, 20 variants).
 THROUGHPUT = ["--mlm", "none", "--pos-filter", "lexicon"]
@@ -193,7 +195,7 @@ def main() -> None:
         report_workers(workers, args.mlm)
     if args.json:
         rows = (results[0] if results else []) + workers
-        Path(args.json).write_text(json.dumps(rows, indent=2, default=str))
+        write_text_atomic(Path(args.json), json.dumps(rows, indent=2, default=str))
 
 
 def builder_runs(tmp: Path, pool: list, args) -> tuple[list[dict], bool, float]:

@@ -16,6 +16,8 @@ import platform
 import time
 from pathlib import Path
 
+from kdaug.files import write_text_atomic
+
 
 def read_sentences(path: Path, limit: int) -> list[str]:
     with open(path, encoding="utf-8-sig", newline="") as f:
@@ -101,7 +103,7 @@ def main() -> None:
             f"{r['replacements']} | {r['pos_agreement']:.1%} | {r['by_source']} |"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        write_text_atomic(Path(args.json), json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from kdaug.files import write_text_atomic
 from kdaug.machine import available_cores
 
 REPO = Path(__file__).resolve().parents[1]
@@ -246,7 +247,7 @@ def main() -> int:
             "python": platform.python_version(),
         },
     }
-    args.out.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    write_text_atomic(args.out, json.dumps(record, indent=2))
     print(f"wrote {args.out}")
     return 0
 

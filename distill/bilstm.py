@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from augment.candidates.vectors import PACKAGED_GLOVE, VectorIndex
 from distill.data import Batch, ExampleSource
 from distill.losses import HardLabelLoss, LogitMSE, SoftCrossEntropy
 from distill.tasks import TaskSpec
 from kdaug.errors import KdaugError
+from kdaug.files import atomic_path, write_json_atomic, write_text_atomic
+from kdaug.vectors import PACKAGED_GLOVE, WordVectors, read_vectors
 
 STUDENT = "bilstm"
 MODEL_TYPE = "kdaug-bilstm"
@@ -96,7 +97,7 @@ class WordTokenizer:
 
     def save_pretrained(self, out: str | Path) -> None:
         Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / VOCAB_FILE).write_text("\n".join(self.vocab) + "\n", encoding="utf-8")
+        write_text_atomic(Path(out) / VOCAB_FILE, "\n".join(self.vocab) + "\n")
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> WordTokenizer:
@@ -118,17 +119,6 @@ def _truncate(a: list[int], b: list[int], max_length: int) -> tuple[list[int], l
 
 
 # word vectors and vocabulary -----------------------------------------------------------------
-@dataclass
-class WordVectors:
-    """A table of word vectors: the packaged GloVe, a GloVe / word2vec / KeyedVectors file, or
-    the teacher's input embeddings."""
-
-    name: str
-    words: list[str]
-    key_to_index: dict[str, int]
-    matrix: np.ndarray  # [words, dim], possibly a read-only memory map
-
-
 def load_vectors(spec: str) -> WordVectors | None:
     """`glove-6b-50d`, a vectors file, or `none` (random embeddings); `teacher` is built from
     the teacher once its vocabulary is known (`teacher_vectors`)."""
@@ -139,8 +129,7 @@ def load_vectors(spec: str) -> WordVectors | None:
             f"embedding file {spec} not found; pass --embeddings {PACKAGED_GLOVE}, a GloVe or "
             "word2vec file, teacher, or none"
         )
-    index = VectorIndex.load(spec, limit=1)
-    return WordVectors(index.name, index.words, index.key_to_index, index.vectors)
+    return read_vectors(spec)
 
 
 def build_vocabulary(source: ExampleSource, candidates: list[str], extra: int) -> list[str]:
@@ -178,7 +167,7 @@ def teacher_vectors(embeddings: torch.Tensor, tokenizer: Any, vocab: list[str]) 
     table = embeddings.detach().float().cpu()
     rows = [table[ids].mean(0) if ids else table.new_zeros(table.shape[1]) for ids in pieces]
     matrix = torch.stack(rows).numpy() if rows else np.zeros((0, table.shape[1]), np.float32)
-    return WordVectors(TEACHER, vocab, {w: i for i, w in enumerate(vocab)}, matrix)
+    return WordVectors(TEACHER, vocab, matrix)
 
 
 def embedding_matrix(
@@ -309,9 +298,10 @@ class BiLSTMClassifier(nn.Module):
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(state, out / WEIGHTS_FILE)
+        with atomic_path(out / WEIGHTS_FILE) as tmp:
+            save_file(state, tmp)
+        write_json_atomic(out / CONFIG_FILE, asdict(self.config), sort_keys=False)
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> BiLSTMClassifier:

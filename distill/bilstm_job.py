@@ -21,7 +21,6 @@ from distill.bilstm import (
     BiLSTMError,
     LogitObjective,
     WordTokenizer,
-    WordVectors,
     build_vocabulary,
     embedding_matrix,
     load_bilstm,
@@ -38,6 +37,8 @@ from distill.logits_cache import LogitsCache, find_cache, teacher_fingerprint, w
 from distill.models import count_parameters, load_teacher, save_model
 from distill.report import plot_curves, write_metrics
 from distill.runtime import Runtime, main_only, setup_runtime, teardown_runtime
+from distill.stages import run_rejects, streams, train_stage
+from kdaug.vectors import WordVectors
 
 log = logging.getLogger(__name__)
 LATENCY_SENTENCES = 64
@@ -163,19 +164,18 @@ def distill_bilstm(
     resume: bool = False,
 ) -> dict[str, Any]:
     """Train a BiLSTM student on the teacher's logits; the best dev model goes to out/best."""
-    from distill.pipeline import _streams, _train_stage
-
     if cfg.weights.cosine:
         raise BiLSTMError(f"--student {STUDENT}: the cosine loss needs a transformer student")
     vectors = load_vectors(cfg.bilstm.embeddings)  # a missing file fails before any work
     rt = setup_runtime(cfg.device, cfg.precision)
+    rejects = run_rejects(out)
     try:
         spec = cfg.spec
         seed_everything(cfg.seed)
         teacher, teacher_tok = load_teacher(teacher_dir, spec)
         teacher.to(rt.device)
         cache, forwards = teacher_logits(rt, cfg, teacher, teacher_tok, teacher_dir, train)
-        _, teacher_dev_streams = _streams(cfg, teacher_tok, None, evals, 1)
+        _, teacher_dev_streams = streams(cfg, teacher_tok, None, evals, 1, rejects)
         teacher_dev = main_only(
             rt, lambda: evaluate(teacher, teacher_dev_streams, spec, rt.device, rt.autocast)
         )
@@ -183,13 +183,13 @@ def distill_bilstm(
             cfg, train, cfg.seed, vectors, (teacher, teacher_tok)
         )
         student.to(rt.device)
-        stream, dev = _streams(cfg, tokenizer, train, evals, cfg.prediction.batch_size)
+        stream, dev = streams(cfg, tokenizer, train, evals, cfg.prediction.batch_size, rejects)
         stream = stream.with_logits(cache)
         w = cfg.weights
         objective = LogitObjective(
             student, cfg.bilstm.loss, w.soft, w.hard, cfg.temperature, spec.is_regression
         )
-        state, record = _train_stage(
+        state, record = train_stage(
             "prediction",
             cfg,
             objective,

@@ -1,5 +1,10 @@
 """Full training state on disk: weights (student and projections), optimizer, scheduler, scaler,
-position in the epoch and every process's RNG, so that `--resume` continues exactly."""
+position in the epoch and every process's RNG, so that `--resume` continues exactly.
+
+Layout: ROOT/step-NNNNNNNN/ with one rng-rankR.pt per process and state.pt, written last: a
+checkpoint with its state file is complete. Every file is published atomically (kdaug.files), and
+older checkpoints are pruned only once the new one is complete, so a crash at any point leaves the
+previous checkpoint loadable."""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from kdaug.files import atomic_path, fsync_dir
 
 STATE = "state.pt"
 
@@ -51,14 +58,15 @@ def latest(root: Path) -> Path | None:
 
 def save_rank_rng(directory: Path, rank: int) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    torch.save(rng_state(), directory / f"rng-rank{rank}.pt")
+    with atomic_path(directory / f"rng-rank{rank}.pt") as tmp:
+        torch.save(rng_state(), tmp)
 
 
 def save_state(directory: Path, state: dict[str, Any], keep: int) -> None:
     """Write the shared state last (it marks the checkpoint complete), then prune old ones."""
-    tmp = directory / (STATE + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(directory / STATE)
+    with atomic_path(directory / STATE) as tmp:
+        torch.save(state, tmp)
+    fsync_dir(directory.parent)  # the new checkpoint's folder is durable before old ones go
     old = sorted(p for p in directory.parent.glob("step-*") if (p / STATE).is_file())[:-keep]
     for p in old:
         shutil.rmtree(p, ignore_errors=True)

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from augment.config import read_settings, validated
 from distill.tasks import TaskError, TaskSpec, custom_task, get_task
+from kdaug.settings import Device, read_settings, validated
 
 STAGES = ("finetune", "intermediate", "prediction")
 
@@ -121,7 +121,7 @@ class DistillConfig(BaseModel):
     prediction: StageConfig
 
     seed: int = 42
-    device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    device: Device = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="autocast dtype on CUDA; auto = bf16 where supported, else fp16"
     )
@@ -159,14 +159,6 @@ class DistillConfig(BaseModel):
                 given = given.model_dump(exclude_unset=True)
             data[stage] = {**defaults[stage], **given}
         return data
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, device: str) -> str:
-        d = device.strip().lower()
-        if d in ("auto", "cpu", "cuda") or (d.startswith("cuda:") and d[5:].isdigit()):
-            return d
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {device!r}")
 
     @model_validator(mode="after")
     def _custom_columns(self) -> DistillConfig:

@@ -8,10 +8,9 @@ pure function of (seed, epoch), so a resumed run can skip to the exact batch it 
 from __future__ import annotations
 
 import copy
-import csv
 import json
+import logging
 import math
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,13 @@ import numpy as np
 import torch
 
 from distill.tasks import TaskSpec
+from kdaug import tables
 from kdaug.errors import InputError
+from kdaug.files import write_text_atomic
+from kdaug.tables import RowReject
+from kdaug.tasks import NO_LABEL
 
-csv.field_size_limit(sys.maxsize)
+log = logging.getLogger(__name__)
 TABLE_SUFFIXES = (".tsv", ".csv", ".jsonl", ".json")
 SHARD_EXTRAS = ("replacements", "passthrough")  # shard columns that training never reads
 
@@ -64,13 +67,56 @@ def _pick(columns: list[str], names: tuple[str, ...], role: str, path: Path) -> 
     raise InputError(f"{path}: no {role} column (looked for {list(names)}; found {columns})")
 
 
-class ExampleSource:
-    """Rows of one or more files, as Examples of `task`; labels mapped to the task's ids."""
+class RejectLog:
+    """The rows that a command's data files reject (kdaug.tables decides, as for `kdaug
+    augment`): each file is reported once, as a one-line summary in the log, and its rejects
+    are written to `path` (OUTPUT/rejects.jsonl, when the command has an output directory).
+    A file whose every row is rejected is an error."""
 
-    def __init__(self, path: str | Path, task: TaskSpec) -> None:
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.files: dict[Path, tuple[int, list[RowReject]]] = {}  # file -> (rows, rejects)
+
+    def account(self, f: Path, rows: int, rejects: list[RowReject]) -> None:
+        """Record one complete pass over `f`: `rows` data rows, of which `rejects` were not
+        used (later passes over the same file are not reported again)."""
+        if f in self.files:
+            return
+        self.files[f] = (rows, rejects)
+        if not rejects:
+            return
+        if self.path is not None:
+            self._write()
+        first = rejects[0]
+        why = f"{first.where()}: {first.reason}"
+        where = f"; see {self.path}" if self.path is not None else ""
+        if len(rejects) == rows:
+            raise InputError(f"{f.name}: all {rows} rows rejected ({why}){where}")
+        log.warning("%s: %d of %d rows rejected (%s)%s", f.name, len(rejects), rows, why, where)
+
+    def _write(self) -> None:
+        lines = [
+            json.dumps(
+                {"file": str(f), "row": r.index, "line": r.line, "reason": r.reason, "raw": r.raw},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for f, (_, rejects) in self.files.items()
+            for r in rejects
+        ]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.path, "".join(lines))
+
+
+class ExampleSource:
+    """Rows of one or more files, as Examples of `task`; labels mapped to the task's ids. Rows
+    that the table reader rejects are skipped and reported through `rejects`."""
+
+    def __init__(self, path: str | Path, task: TaskSpec, rejects: RejectLog | None = None) -> None:
         self.path = Path(path)
         self.task = task
         self.files = input_files(path)
+        self.rejects = rejects if rejects is not None else RejectLog()
         self._len: int | None = None
 
     def __len__(self) -> int:
@@ -79,6 +125,7 @@ class ExampleSource:
         return self._len
 
     def count_rows(self, f: Path) -> int:
+        """The rows of `f` that become examples."""
         if f.suffix == ".parquet":
             import pyarrow.parquet as pq
 
@@ -97,47 +144,40 @@ class ExampleSource:
 
     def _rows(self, f: Path) -> Iterator[dict[str, Any]]:
         if f.suffix == ".parquet":
-            import pyarrow.parquet as pq
+            yield from self._shard_rows(f)
+            return
+        header = self.task.header  # the column names of a headerless file (CoLA)
+        rows, rejects = 0, []
+        for item in tables.read_rows(f, header=header is None, names=header):
+            rows += 1
+            if isinstance(item, RowReject):
+                rejects.append(item)
+            else:
+                yield item.values
+        self.rejects.account(f, rows, rejects)
 
-            from augment.io.layout import NO_LABEL, class_names, shard_features
+    def _shard_rows(self, f: Path) -> Iterator[dict[str, Any]]:
+        import pyarrow.parquet as pq
 
-            pf = pq.ParquetFile(f)
-            cols = [c for c in pf.schema_arrow.names if c not in SHARD_EXTRAS]
-            # ClassLabel ids (kdaug shards, `datasets` exports) read as their names, so that a
-            # task whose label order differs still maps them right; -1 (-1.0 for a kdaug score)
-            # is "no label"
-            names = class_names(pf.schema_arrow)
-            score = shard_features(pf.schema_arrow).get("label") == {
-                "dtype": "float32",
-                "_type": "Value",
-            }
-            for rb in pf.iter_batches(batch_size=1024, columns=cols):
-                rows = rb.to_pylist()
-                if names is not None or score:
-                    for row in rows:
-                        label = row.get("label")
-                        if label == NO_LABEL:
-                            row["label"] = None
-                        elif (
-                            names is not None and isinstance(label, int) and 0 <= label < len(names)
-                        ):
-                            row["label"] = names[label]
-                yield from rows
-        elif f.suffix in (".jsonl", ".json"):
-            with f.open(encoding="utf-8") as fh:
-                for line in fh:
-                    if line.strip():
-                        yield json.loads(line)
-        else:
-            with f.open(encoding="utf-8-sig", newline="") as fh:
-                if f.suffix == ".tsv":
-                    reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-                else:
-                    reader = csv.reader(fh)
-                header = list(self.task.header) if self.task.header else next(reader, [])
-                for fields in reader:
-                    if fields:
-                        yield dict(zip(header, fields, strict=False))
+        # ClassLabel ids (kdaug shards, `datasets` exports) read as their names, so that a task
+        # whose label order differs still maps them right; -1 (-1.0 for a kdaug score) is "no
+        # label"
+        schema = pq.ParquetFile(f).schema_arrow
+        names = tables.class_names(schema)
+        score = tables.shard_features(schema).get("label") == {
+            "dtype": "float32",
+            "_type": "Value",
+        }
+        wanted = [c for c in schema.names if c not in SHARD_EXTRAS]
+        for item in tables.read_rows(f, "parquet", select=lambda _: wanted, error=InputError):
+            row = item.values
+            if names is not None or score:
+                label = row.get("label")
+                if label == NO_LABEL:
+                    row["label"] = None
+                elif names is not None and isinstance(label, int) and 0 <= label < len(names):
+                    row["label"] = names[label]
+            yield row
 
     def __iter__(self) -> Iterator[Example]:
         return self.iterate(range(len(self.files)))

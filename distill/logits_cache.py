@@ -2,12 +2,12 @@
 tokenisation length, so that the prediction stage can skip the teacher's forward pass.
 
 Layout: SHARDS/teacher_logits/<fingerprint>/<shard stem>.npy (float32 [rows, labels]) and
-meta.json (files with their row counts). A cache that does not match is ignored, never used."""
+meta.json (files with their row counts), the cache's completion marker: removed before the
+arrays are written and written after them. A cache that does not match is ignored, never used."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from distill.data import BatchStream, ExampleSource
+from kdaug.files import atomic_path, read_marker, write_marker
 
 CACHE_DIR = "teacher_logits"
 META = "meta.json"
@@ -56,12 +57,11 @@ class LogitsCache:
 def find_cache(source: ExampleSource, fingerprint: str) -> LogitsCache | None:
     """The cache for these shards and this teacher, or None when absent or not matching."""
     directory = cache_root(source.path) / fingerprint
-    meta_file = directory / META
-    if not meta_file.is_file():
+    meta = read_marker(directory / META, fingerprint, key="fingerprint")
+    if meta is None:
         return None
-    meta = json.loads(meta_file.read_text())
     want = {f.name: source.count_rows(f) for f in source.files}
-    if meta.get("fingerprint") != fingerprint or meta.get("files") != want:
+    if meta.get("files") != want:
         return None
     return LogitsCache(directory, source)
 
@@ -89,13 +89,15 @@ def write_cache(
             arrays[fi][ri] = row
     directory = cache_root(source.path) / fingerprint
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / META).unlink(missing_ok=True)
     for f, arr in zip(source.files, arrays, strict=True):
-        np.save(directory / f"{f.stem}.npy", arr)
+        with atomic_path(directory / f"{f.stem}.npy") as tmp, tmp.open("wb") as fh:
+            np.save(fh, arr)
     meta = {
         "fingerprint": fingerprint,
         "num_labels": n_labels,
         "max_length": stream.max_length,
         "files": {f.name: c for f, c in zip(source.files, counts, strict=True)},
     }
-    (directory / META).write_text(json.dumps(meta, indent=2))
+    write_marker(directory / META, fingerprint, meta, key="fingerprint")
     return directory

@@ -4,7 +4,6 @@ and cache teacher logits. Each writes its outputs under one directory."""
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from distill.objectives import (
 )
 from distill.report import plot_curves, write_metrics
 from distill.runtime import Runtime, main_only, setup_runtime, teardown_runtime
-from distill.trainer import StageTrainer
+from distill.stages import run_rejects, streams, train_stage
 
 log = logging.getLogger(__name__)
 
@@ -44,54 +43,19 @@ def trained_dir(path: str) -> str:
     return str(best) if (best / "config.json").is_file() else path
 
 
-def _streams(
-    cfg: DistillConfig, tokenizer: Any, train: str | None, evals: list[str], batch_size: int
-) -> tuple[BatchStream | None, dict[str, BatchStream]]:
-    spec = cfg.spec
-    train_stream = None
-    if train:
-        train_stream = BatchStream(
-            ExampleSource(train, spec),
-            tokenizer,
-            cfg.seq_len,
-            batch_size,
-            seed=cfg.seed,
-            group_batches=cfg.group_batches,
-        )
-    dev: dict[str, BatchStream] = {}
-    for i, path in enumerate(evals):
-        name = Path(path).stem if Path(path).stem not in dev else f"{Path(path).stem}-{i}"
-        dev[name] = BatchStream(
-            ExampleSource(path, spec), tokenizer, cfg.seq_len, cfg.eval_batch_size, shuffle=False
-        )
-    return train_stream, dev
-
-
-def _train_stage(name: str, *args: Any, resume: bool, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-    """`StageTrainer(name, *args, **kwargs).train(resume)`: its state and its metrics record."""
-    t0 = time.perf_counter()
-    state = StageTrainer(name, *args, **kwargs).train(resume)
-    wall = time.perf_counter() - t0
-    record = {
-        "steps": state.step,
-        "seconds": round(wall, 1),
-        "train_seconds": round(state.seconds, 1),
-    }
-    return state, record
-
-
 def finetune_teacher(
     cfg: DistillConfig, model: str, train: str, evals: list[str], out: Path, resume: bool = False
 ) -> dict[str, Any]:
     """Fine-tune a BERT-family encoder on the task; the best dev model goes to out/best."""
     rt = setup_runtime(cfg.device, cfg.precision)
+    rejects = run_rejects(out)
     try:
         seed_everything(cfg.seed)
         net, tokenizer = load_classifier(model, cfg.spec)
         net.to(rt.device)
-        train_stream, dev = _streams(cfg, tokenizer, train, evals, cfg.finetune.batch_size)
+        train_stream, dev = streams(cfg, tokenizer, train, evals, cfg.finetune.batch_size, rejects)
         objective = SupervisedObjective(net, cfg.spec.is_regression)
-        state, record = _train_stage(
+        state, record = train_stage(
             "finetune",
             cfg,
             objective,
@@ -170,6 +134,7 @@ def _distill(
     resume: bool,
 ) -> dict[str, Any]:
     spec = cfg.spec
+    rejects = run_rejects(out)
     seed_everything(cfg.seed)
     teacher, tokenizer = load_teacher(teacher_dir, spec)
     student = build_student(trained_dir(student_spec), teacher, tokenizer, spec)
@@ -179,7 +144,7 @@ def _distill(
     g = layer_map(m, n, cfg.layer_map)
     histories: dict[str, list[dict[str, Any]]] = {}
     records: dict[str, dict[str, Any]] = {}
-    _, dev = _streams(cfg, tokenizer, None, evals, 1)
+    _, dev = streams(cfg, tokenizer, None, evals, 1, rejects)
     teacher_dev = main_only(rt, lambda: evaluate(teacher, dev, spec, rt.device, rt.autocast))
 
     if stages in ("intermediate", "both"):
@@ -187,7 +152,7 @@ def _distill(
         if resume and (done / "config.json").is_file():
             student.load_state_dict(type(student).from_pretrained(done).state_dict())
         else:
-            stream, _ = _streams(cfg, tokenizer, train, [], cfg.intermediate.batch_size)
+            stream, _ = streams(cfg, tokenizer, train, [], cfg.intermediate.batch_size, rejects)
             w = cfg.weights
             objective = IntermediateObjective(student, teacher.config.hidden_size, w, m)
             targets = TeacherTargets(
@@ -196,7 +161,7 @@ def _distill(
                 attention=[x - 1 for x in g] if w.attention else None,
                 autocast=rt.autocast,
             )
-            state, records["intermediate"] = _train_stage(
+            state, records["intermediate"] = train_stage(
                 "intermediate",
                 cfg,
                 objective,
@@ -217,7 +182,7 @@ def _distill(
                 main_only(rt, lambda: save_model(student, tokenizer, out / "best"))
 
     if stages in ("prediction", "both"):
-        stream, _ = _streams(cfg, tokenizer, train, [], cfg.prediction.batch_size)
+        stream, _ = streams(cfg, tokenizer, train, [], cfg.prediction.batch_size, rejects)
         if not cfg.weights.cosine and stream is not None:
             cache = find_cache(stream.source, teacher_fingerprint(teacher_dir, cfg.seq_len))
             if cache is not None:
@@ -227,7 +192,7 @@ def _distill(
             teacher, hidden=[n] if cfg.weights.cosine else None, autocast=rt.autocast
         )
         objective = PredictionObjective(student, cfg.weights, cfg.temperature, spec.is_regression)
-        state, records["prediction"] = _train_stage(
+        state, records["prediction"] = train_stage(
             "prediction",
             cfg,
             objective,
@@ -302,6 +267,6 @@ def evaluate_model(cfg: DistillConfig, model: str, evals: list[str]) -> dict[str
     else:
         net, tokenizer = load_teacher(path, cfg.spec)
     net.to(rt.device)
-    _, dev = _streams(cfg, tokenizer, None, evals, 1)
+    _, dev = streams(cfg, tokenizer, None, evals, 1)  # no output directory: rejects are logged
     with torch.inference_mode():
         return evaluate(net, dev, cfg.spec, rt.device, rt.autocast)

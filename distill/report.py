@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from kdaug.files import write_json_atomic
 
 
 def write_metrics(out_dir: Path, metrics: dict[str, Any]) -> Path:
     path = out_dir / "metrics.json"
-    path.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    write_json_atomic(path, metrics, sort_keys=False, default=float)
     return path
 
 

@@ -1,11 +1,12 @@
-"""GLUE task presets: columns, label order (as in Hugging Face `datasets`), metrics, lengths and
-the paper's per-stage epochs and learning rates."""
+"""The tasks distillation trains on: the registry's GLUE tasks (kdaug.tasks) with the paper's
+per-stage epochs and learning rates, and custom tasks from column names."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any
 
+from kdaug import tasks as registry
 from kdaug.errors import KdaugError
 
 
@@ -14,39 +15,17 @@ class TaskError(KdaugError):
 
 
 @dataclass(frozen=True)
-class TaskSpec:
-    """One task: where its fields live in a file and how its labels and metrics work.
+class TaskSpec(registry.Task):
+    """A registry task with its training settings (the paper's per-stage epochs and rates)."""
 
-    Column settings are tuples of accepted names (GLUE tsv names first, then the names that
-    Hugging Face `datasets` uses), so a GLUE tsv, a `datasets` export and kdaug shards all read.
-    """
-
-    name: str
-    text_a: tuple[str, ...]
-    text_b: tuple[str, ...] = ()
-    label: tuple[str, ...] = ("label",)
-    labels: tuple[str, ...] | None = None  # None: regression with one output
-    aliases: dict[str, str] = field(default_factory=dict)  # raw file value -> label name
-    metrics: tuple[str, ...] = ("accuracy",)
-    primary: str = "accuracy"
-    header: tuple[str, ...] | None = None  # column names of headerless files (CoLA)
-    dev_files: tuple[str, ...] = ("dev.tsv",)
     intermediate_epochs: int = 20
     intermediate_lr: float = 5e-5
     prediction_epochs: int = 3
     prediction_lr: float = 3e-5
 
-    @property
-    def is_regression(self) -> bool:
-        return self.labels is None
-
-    @property
-    def num_labels(self) -> int:
-        return 1 if self.labels is None else len(self.labels)
-
-    @property
-    def is_pair(self) -> bool:
-        return bool(self.text_b)
+    @classmethod
+    def of(cls, task: registry.Task, **training: Any) -> TaskSpec:
+        return cls(**{f.name: getattr(task, f.name) for f in fields(registry.Task)}, **training)
 
     @property
     def max_length(self) -> int:
@@ -63,116 +42,38 @@ class TaskSpec:
                 return float(text)
             except ValueError:
                 raise TaskError(f"task {self.name}: label {text!r} is not a number") from None
-        name = self.aliases.get(text, text)
-        if name in self.labels:
-            return self.labels.index(name)
-        if text.isdigit() and int(text) < len(self.labels):
-            return int(text)
-        raise TaskError(f"task {self.name}: unknown label {text!r}; expected one of {self.labels}")
+        try:
+            return registry.class_index(text, self.labels, self.file_labels)
+        except ValueError:
+            raise TaskError(
+                f"task {self.name}: unknown label {text!r}; expected one of {self.labels}"
+            ) from None
 
 
-def _binary(neg: str, pos: str) -> dict[str, str]:
-    return {"0": neg, "1": pos}
-
-
-TASKS: dict[str, TaskSpec] = {
-    t.name: t
-    for t in (
-        TaskSpec(
-            "sst2",
-            ("sentence",),
-            labels=("negative", "positive"),
-            aliases=_binary("negative", "positive"),
-        ),
-        TaskSpec(
-            "mrpc",
-            ("#1 String", "sentence1"),
-            ("#2 String", "sentence2"),
-            ("Quality", "label"),
-            labels=("not_equivalent", "equivalent"),
-            aliases=_binary("not_equivalent", "equivalent"),
-            metrics=("accuracy", "f1"),
-            primary="f1",
-        ),
-        TaskSpec(
-            "stsb",
-            ("sentence1",),
-            ("sentence2",),
-            ("score", "label"),
-            metrics=("pearson", "spearman"),
-            primary="spearman",
-        ),
-        TaskSpec(
-            "cola",
-            ("sentence",),
-            labels=("unacceptable", "acceptable"),
-            aliases=_binary("unacceptable", "acceptable"),
-            metrics=("mcc",),
-            primary="mcc",
-            header=("source", "label", "original_label", "sentence"),
-            intermediate_epochs=50,
-        ),
-        TaskSpec(
-            "rte",
-            ("sentence1",),
-            ("sentence2",),
-            labels=("entailment", "not_entailment"),
-        ),
-        TaskSpec(
-            "qnli",
-            ("question",),
-            ("sentence",),
-            labels=("entailment", "not_entailment"),
-            intermediate_epochs=10,
-        ),
-        TaskSpec(
-            "qqp",
-            ("question1",),
-            ("question2",),
-            ("is_duplicate", "label"),
-            labels=("not_duplicate", "duplicate"),
-            aliases=_binary("not_duplicate", "duplicate"),
-            metrics=("accuracy", "f1"),
-            primary="f1",
-            intermediate_epochs=10,
-        ),
-        TaskSpec(
-            "mnli",
-            ("sentence1", "premise"),
-            ("sentence2", "hypothesis"),
-            ("gold_label", "label"),
-            labels=("entailment", "neutral", "contradiction"),
-            dev_files=("dev_matched.tsv", "dev_mismatched.tsv"),
-            intermediate_epochs=10,
-        ),
-    )
+# The tasks of the paper, with the settings that differ from TaskSpec's defaults.
+_TRAINING: dict[str, dict[str, Any]] = {
+    "sst2": {},
+    "mrpc": {},
+    "stsb": {},
+    "cola": {"intermediate_epochs": 50},
+    "rte": {},
+    "qnli": {"intermediate_epochs": 10},
+    "qqp": {"intermediate_epochs": 10},
+    "mnli": {"intermediate_epochs": 10},
 }
-TASK_ALIASES = {"sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli", "mnli-mm": "mnli"}
+TASKS: dict[str, TaskSpec] = {
+    name: TaskSpec.of(registry.GLUE_TASKS[name], **settings) for name, settings in _TRAINING.items()
+}
 
 
 def custom_task(text_a: str, text_b: str | None, label: str, labels: list[str] | None) -> TaskSpec:
     """A task from column names; `labels` None means regression (one output, Pearson/Spearman)."""
-    if labels is None:
-        metrics, primary = ("pearson", "spearman"), "spearman"
-    elif len(labels) == 2:
-        metrics, primary = ("accuracy", "f1"), "accuracy"
-    else:
-        metrics, primary = ("accuracy",), "accuracy"
-    return TaskSpec(
-        "custom",
-        (text_a,),
-        (text_b,) if text_b else (),
-        (label,),
-        labels=tuple(labels) if labels else None,
-        metrics=metrics,
-        primary=primary,
-    )
+    return TaskSpec.of(registry.custom_task(text_a, text_b, label, labels))
 
 
 def get_task(name: str) -> TaskSpec:
     """Look a preset up by name (case-insensitive; GLUE folder spellings such as SST-2 work)."""
-    key = name.strip().lower()
-    key = TASK_ALIASES.get(key, key)
+    key = registry.task_key(name)
     if key not in TASKS:
         raise TaskError(f"unknown task {name!r}; choose from {sorted(TASKS)} or 'custom'")
     return TASKS[key]

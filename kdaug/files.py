@@ -3,7 +3,8 @@ renamed onto it, and the directory fsynced. A reader sees the old file or the co
 never a mix; a crash leaves at most a temporary file that `is_temp_name` recognises.
 
 Every durable file of kdaug (shards, manifests, checkpoints, adaptation records, benchmark step
-records, caches) is written through here."""
+records, caches) is written through here, and so is every completion marker: a JSON record that
+some work is done under given settings (see `write_marker`)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory `path` (files created, renamed or removed in it) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -46,7 +49,7 @@ def publish(tmp: Path, path: Path) -> None:
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = True, **dumps: Any) -> None:
@@ -65,19 +68,19 @@ def sha256_file(path: str | Path) -> str:
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Replace `path` by `data` atomically and durably."""
-    path = Path(path)
-    tmp = temp_path(path)
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-        publish(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Replace `path` by `text` (UTF-8) atomically and durably."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+# A temporary name is unique per process only: threads of one process writing the same file take
+# turns, so that one never truncates or renames another's half-written temporary file.
+_writing: dict[Path, threading.Lock] = {}
+_writing_guard = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -87,9 +90,52 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     if it raises, so `path` is the old file or the complete new one."""
     path = Path(path)
     tmp = temp_path(path)
+    with _writing_guard:
+        lock = _writing.setdefault(tmp, threading.Lock())
+    with lock:
+        try:
+            yield tmp
+            publish(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+# Completion markers ---------------------------------------------------------------------------
+def write_marker(
+    path: str | Path,
+    settings: Any,
+    record: dict[str, Any] | None = None,
+    *,
+    key: str = "settings",
+    **dumps: Any,
+) -> None:
+    """Mark some work done under `settings` (JSON values, not None): `path` becomes the JSON of
+    `record` with `settings` under `key` (keys in `record`'s order; `dumps` as for `json.dumps`),
+    published atomically. Write it only once the work's own files are published."""
+    write_json_atomic(path, {**(record or {}), key: settings}, sort_keys=False, **dumps)
+
+
+def read_marker(path: str | Path, settings: Any, *, key: str = "settings") -> dict[str, Any] | None:
+    """The record of the marker at `path` if it was made under `settings`; None when there is
+    none, or it was made under other settings (compared as JSON: a tuple equals a list)."""
+    record = _read_record(path)
+    if record is None or key not in record:
+        return None
+    return record if record[key] == json.loads(json.dumps(settings)) else None
+
+
+def marker_settings(path: str | Path, *, key: str = "settings") -> Any:
+    """The settings the marker at `path` was made under (to say what changed), None if none."""
+    record = _read_record(path)
+    return None if record is None else record.get(key)
+
+
+def _read_record(path: str | Path) -> dict[str, Any] | None:
+    """The JSON object at `path`, or None: a marker is published whole, so a file that is not
+    one (missing, unreadable, not a JSON object) is no marker."""
     try:
-        yield tmp
-        publish(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None

@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from kdaug import __version__
+from service.deps import attach_state
 from service.docs import add_docs, asset_paths
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.routes import build_router
@@ -89,7 +90,7 @@ def create_app(
         docs_url=None,  # FastAPI's pages load their assets from a CDN; add_docs serves ours
         redoc_url=None,
     )
-    app.state.service = state
+    attach_state(app, state)
     router = build_router(api_keys=bool(settings.api_keys))
     app.include_router(router)
     app.openapi = openapi_with_request_schemas(app, settings)  # type: ignore[method-assign]

@@ -3,81 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from service.batching import QueueFullError, ShuttingDownError
+from service.deps import Authorized, JsonBody, State
 from service.schemas import AugmentResponse, ErrorResponse, ServiceStatus
 from service.state import ServiceState
-
-bearer = HTTPBearer(auto_error=False, description="one of the keys in KDAUG_API_KEYS")
-
-
-def get_state(request: Request) -> ServiceState:
-    return request.app.state.service
-
-
-State = Annotated[ServiceState, Depends(get_state)]
-
-
-def require_key(
-    state: State, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> None:
-    """401 unless auth is off or the bearer token is a configured key (constant-time compare)."""
-    if not state.api_keys:
-        return
-    token = credentials.credentials.encode("utf-8", "replace") if credentials else b""
-    match = False
-    for key in state.api_keys:  # compare against every key: time does not depend on which
-        match |= hmac.compare_digest(token, key)
-    if not match:
-        raise HTTPException(
-            401,
-            detail="missing or invalid API key: send the header Authorization: Bearer KEY",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-Authorized = Depends(require_key)
-
-
-def json_content_type(value: str | None) -> bool:
-    """Is `value` application/json, with at most a utf-8 charset parameter?"""
-    if not value:
-        return False
-    media, *params = (part.strip() for part in value.split(";"))
-    if media.lower() != "application/json":
-        return False
-    for param in params:
-        key, _, val = param.partition("=")
-        if param and (key.strip().lower(), val.strip().strip('"').lower()) not in (
-            ("charset", "utf-8"),
-            ("charset", "utf8"),
-        ):
-            return False
-    return True
-
-
-def require_json(request: Request, state: State) -> None:
-    """415 unless the body is declared JSON: a browser can send text/plain or a form
-    cross-site without a preflight, but not application/json."""
-    value = request.headers.get("content-type")
-    if not json_content_type(value):
-        state.metrics.rejected.labels("media_type").inc()
-        raise HTTPException(
-            415,
-            detail=f"send the body as Content-Type: application/json (UTF-8), not {value!r}"
-            if value
-            else "send the body as Content-Type: application/json (UTF-8)",
-        )
 
 
 def unavailable(detail: str, retry_after: int) -> HTTPException:
@@ -225,7 +163,7 @@ def build_router(api_keys: bool) -> APIRouter:
         "/augment",
         operation_id="augment",
         response_model=AugmentResponse,
-        dependencies=[*auth, Depends(require_json)],
+        dependencies=[*auth, JsonBody],
         responses=errors,  # type: ignore[arg-type]
         openapi_extra={"requestBody": REQUEST_BODY},
     )

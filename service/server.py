@@ -22,13 +22,13 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kdaug.errors import KdaugError
+from service.deps import app_state
 from service.metrics import ServiceMetrics
 from service.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from service.state import ServiceState
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def protocol_class(settings: ServiceSettings, metrics: ServiceMetrics) -> type[H
 
 def server_config(app: FastAPI, **uvicorn_options: Any) -> uvicorn.Config:
     """uvicorn's Config for the app, from the app's own settings (deadlines, cap, drain)."""
-    state: ServiceState = app.state.service
+    state = app_state(app)
     settings = state.settings
     return uvicorn.Config(
         app,
@@ -167,7 +167,7 @@ class KdaugServer(uvicorn.Server):
 
     def __init__(self, config: uvicorn.Config, exit_on_failure: bool = False) -> None:
         super().__init__(config)
-        self.state: ServiceState = config.app.state.service
+        self.state = app_state(config.app)
         self.exit_on_failure = exit_on_failure
 
     async def on_tick(self, counter: int) -> bool:
@@ -202,6 +202,6 @@ def serve(app: FastAPI, sock: socket.socket, **uvicorn_options: Any) -> None:
     """Serve the app on `sock` until a signal; a failure to load the models is a KdaugError."""
     server = KdaugServer(server_config(app, **uvicorn_options), exit_on_failure=True)
     server.run(sockets=[sock])
-    state: ServiceState = app.state.service
+    state = app_state(app)
     if state.status == "failed":
         raise KdaugError(f"loading the models failed: {state.error}")

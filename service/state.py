@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from augment.config import AugmentConfig, ConfigError, SampleParams
+from augment.config import AugmentConfig, SampleParams
 from augment.records import Record, Variant
 from service.batching import MicroBatcher
 from service.metrics import ServiceMetrics
@@ -32,15 +32,7 @@ def augment_config(settings: ServiceSettings) -> AugmentConfig:
         return AugmentConfig.build(**implied)
     explicit = {k: v for k, v in implied.items() if k in settings.model_fields_set}
     explicit["batch_size"] = settings.batch_max_records
-    path = settings.augment_config
-    try:
-        return AugmentConfig.from_yaml(path, **explicit)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason})"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    return AugmentConfig.from_yaml(settings.augment_config, **explicit)
 
 
 def public_name(name: str | None) -> str | None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from kdaug.files import sha256_file
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "ablation.py"
 POSITIVE = ["great", "wonderful", "moving", "charming", "brilliant", "funny"]
@@ -77,6 +79,10 @@ def test_steps_skip_refuse_redo_and_resume(ablation: Any, tmp_path: Path) -> Non
     assert steps.run("train", {"steps": 10}, tmp_path / "run", body) == {"score": 1}
     assert steps.run("train", {"steps": 10}, tmp_path / "run", body) == {"score": 1}
     assert calls == [False] and steps.records["train"]["skipped"]
+    done = (tmp_path / "steps" / "train.json").read_text()
+    keys = ["name", "settings", "commands", "resumed", "seconds", "result"]
+    assert list(json.loads(done)) == keys and done.endswith("}\n")  # the format users have
+    assert sorted(p.name for p in (tmp_path / "steps").iterdir()) == ["train.json"]
 
     with pytest.raises(ablation.AblationError, match=r"steps: 10 -> 20.*--redo"):
         steps.run("train", {"steps": 20}, tmp_path / "run", body)
@@ -427,14 +433,14 @@ def test_teacher_and_subset_steps_recorded_by_the_earlier_script_are_reused(
     train, dev = task_dir / "train.tsv", task_dir / "dev.tsv"
     legacy = {
         "subset": {
-            "settings": {"train": str(train), "train_sha256": ablation.sha256(train), "limit": 100},
+            "settings": {"train": str(train), "train_sha256": sha256_file(train), "limit": 100},
             "result": subset,
         },
         "teacher": {
             "settings": {
                 "base": "minilm-packaged",
                 "train": str(train),
-                "train_sha256": ablation.sha256(train),
+                "train_sha256": sha256_file(train),
                 "budget": {
                     "eval_every": 10,
                     "finetune": {"batch_size": 32, "max_steps": 40, "epochs": 1000},
@@ -449,7 +455,7 @@ def test_teacher_and_subset_steps_recorded_by_the_earlier_script_are_reused(
                     "--max-length",
                     "64",
                 ],
-                "dev": {str(dev): ablation.sha256(dev)},
+                "dev": {str(dev): sha256_file(dev)},
             },
             "result": {
                 "parameters": 1000,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from kdaug import tables
 from kdaug.errors import InputError
 
 TEXT_SUFFIXES = {".txt", ".text"}
@@ -66,31 +65,11 @@ def _read_text(path: Path) -> list[dict[str, str]]:
         return [{"text": line.strip()} for line in f]
 
 
-def _read_delimited(path: Path) -> list[dict[str, str]]:
-    # GLUE tsv files hold bare quote characters: no quoting for tsv.
-    delim, quoting = ("\t", csv.QUOTE_NONE) if path.suffix == ".tsv" else (",", csv.QUOTE_MINIMAL)
-    csv.field_size_limit(1 << 24)
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        return list(csv.DictReader(f, delimiter=delim, quoting=quoting))
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with path.open(encoding="utf-8-sig") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{path}:{n}: not a JSON object per line ({exc.msg})") from None
-    return rows
-
-
-def _read_parquet(path: Path) -> list[dict]:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path).to_pylist()
+def _read_table(path: Path) -> list[dict]:
+    """The rows of a csv / tsv / jsonl / Parquet file (kdaug.tables; GLUE tsv files hold bare
+    quote characters, so tsv has no quoting); blank lines are skipped, and any other row that
+    cannot be read is a one-line error naming the file, line and reason."""
+    return [row.values for row in tables.read_rows(path, error=CorpusError, skip_blank=True)]
 
 
 def read_rows(path: Path) -> tuple[list[dict], bool]:
@@ -100,12 +79,8 @@ def read_rows(path: Path) -> tuple[list[dict], bool]:
     suffix = path.suffix.lower()
     if suffix in TEXT_SUFFIXES or "".join(path.suffixes[-2:]).lower() == ".txt.gz":
         return _read_text(path), True
-    if suffix in (".csv", ".tsv"):
-        return _read_delimited(path), False
-    if suffix in (".jsonl", ".json"):
-        return _read_jsonl(path), False
-    if suffix == ".parquet":
-        return _read_parquet(path), False
+    if suffix in TABLE_SUFFIXES:
+        return _read_table(path), False
     raise CorpusError(
         f"{path}: unknown corpus format {suffix or '(no suffix)'}; use one of "
         + ", ".join(sorted(TEXT_SUFFIXES | TABLE_SUFFIXES | {".txt.gz"}))

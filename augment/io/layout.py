@@ -15,32 +15,10 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 1: every column nullable, string labels, text_b always present
-NO_LABEL = -1  # `datasets`' ClassLabel value of an unlabelled row (GLUE test splits)
+from kdaug.tables import class_names
+from kdaug.tasks import GLUE_TASKS, NO_LABEL, class_index
 
-# Label names of Hugging Face `datasets`' GLUE configs, in ClassLabel order; STS-B is a score.
-CLASS_NAMES: dict[str, tuple[str, ...] | None] = {
-    "cola": ("unacceptable", "acceptable"),
-    "sst2": ("negative", "positive"),
-    "mrpc": ("not_equivalent", "equivalent"),
-    "qqp": ("not_duplicate", "duplicate"),
-    "stsb": None,
-    "mnli": ("entailment", "neutral", "contradiction"),
-    "qnli": ("entailment", "not_entailment"),
-    "rte": ("entailment", "not_entailment"),
-    "wnli": ("not_entailment", "entailment"),
-}
-# The label strings of the GLUE tsv files, by class index (what TinyBERT's processors read).
-GLUE_LABEL_TEXT: dict[str, tuple[str, ...]] = {
-    "cola": ("0", "1"),
-    "sst2": ("0", "1"),
-    "mrpc": ("0", "1"),
-    "qqp": ("0", "1"),
-    "wnli": ("0", "1"),
-    "mnli": ("entailment", "neutral", "contradiction"),
-    "qnli": ("entailment", "not_entailment"),
-    "rte": ("entailment", "not_entailment"),
-}
+SCHEMA_VERSION = 2  # 1: every column nullable, string labels, text_b always present
 REPLACEMENT_FIELDS = (
     ("field", "string"),
     ("start", "int32"),
@@ -72,8 +50,8 @@ class ShardLayout:
         cls, task: str | None, pair: bool, has_label: bool, passthrough: tuple[str, ...] = ()
     ) -> ShardLayout:
         """The layout of a build with this GLUE preset (or none), text shape and columns."""
-        if task in CLASS_NAMES:
-            names = CLASS_NAMES[task]
+        if task in GLUE_TASKS:
+            names = GLUE_TASKS[task].labels
             kind = "score" if names is None else "class"
             return cls(pair, kind, names or (), task, tuple(passthrough))
         return cls(pair, "string" if has_label else "none", (), None, tuple(passthrough))
@@ -163,39 +141,20 @@ class ShardLayout:
         text = label.strip()
         if self.label == "score":
             return float(text)
-        return class_index(text, self.names, GLUE_LABEL_TEXT.get(self.task or "", ()))
+        return class_index(text, self.names, _file_labels(self.task))
 
 
-def class_index(text: str, names: tuple[str, ...], glue: tuple[str, ...] = ()) -> int:
-    """The class id of a label written as a name, a GLUE file string or an index."""
-    if text in names:
-        return names.index(text)
-    if text in glue:
-        return glue.index(text)
-    if text.isdigit() and int(text) < len(names):
-        return int(text)
-    raise ValueError(f"label {text!r} is not one of {list(names)}")
+def _class_names(task: str | None) -> tuple[str, ...]:
+    """The task's ClassLabel names (those of `datasets`' GLUE configs); () for a score."""
+    t = GLUE_TASKS.get(task or "")
+    return (t.labels or ()) if t else ()
 
 
-def shard_features(schema: pa.Schema) -> dict[str, Any]:
-    """The `datasets` features in a Parquet schema's metadata ({} when it has none: shards of
-    an older kdaug, or other Parquet files)."""
-    raw = (schema.metadata or {}).get(b"huggingface")
-    if not raw:
-        return {}
-    try:
-        features = json.loads(raw.decode("utf-8"))["info"]["features"]
-    except (ValueError, KeyError, TypeError):
-        return {}
-    return features if isinstance(features, dict) else {}
-
-
-def class_names(schema: pa.Schema) -> tuple[str, ...] | None:
-    """The ClassLabel names of a shard's `label` column, or None when it is not a ClassLabel."""
-    label = shard_features(schema).get("label")
-    if isinstance(label, dict) and label.get("_type") == "ClassLabel":
-        return tuple(label.get("names") or ())
-    return None
+def _file_labels(task: str | None) -> tuple[str, ...]:
+    """The label strings of the task's GLUE files, by class index (what TinyBERT's processors
+    read); () for a score or a build without a task."""
+    t = GLUE_TASKS.get(task or "")
+    return t.file_labels if t else ()
 
 
 def format_score(value: float) -> str:
@@ -225,11 +184,12 @@ class LabelCodec:
             return cls("none", (), task)
         if pa.types.is_floating(schema.field("label").type):
             return cls("score", (), task)
-        return cls("string", CLASS_NAMES.get(task or "") or (), task)
+        return cls("string", _class_names(task), task)
 
     @property
     def regression(self) -> bool:
-        return self.kind == "score" or (self.task in CLASS_NAMES and not CLASS_NAMES[self.task])
+        t = GLUE_TASKS.get(self.task or "")
+        return self.kind == "score" or (t is not None and t.is_regression)
 
     def text(self, value: Any) -> str:
         """A stored label as the task's GLUE files write it ("" for no label)."""
@@ -238,7 +198,7 @@ class LabelCodec:
         if isinstance(value, float):
             return format_score(value)
         if isinstance(value, int) and self.kind == "class":
-            glue = GLUE_LABEL_TEXT.get(self.task or "")
+            glue = _file_labels(self.task)
             return glue[value] if glue and value < len(glue) else self.names[value]
         return str(value)
 
@@ -250,7 +210,7 @@ class LabelCodec:
             return value
         names = self.names or self.teacher_names
         try:
-            return class_index(str(value).strip(), names, GLUE_LABEL_TEXT.get(self.task or "", ()))
+            return class_index(str(value).strip(), names, _file_labels(self.task))
         except ValueError:
             return None
 
@@ -270,7 +230,7 @@ class LabelCodec:
         best = int(max(range(len(logits)), key=lambda i: logits[i]))
         if self.kind == "class":
             return best
-        glue = GLUE_LABEL_TEXT.get(self.task or "")
+        glue = _file_labels(self.task)
         if glue:
             return glue[best]
         return self.teacher_names[best] if best < len(self.teacher_names) else str(best)

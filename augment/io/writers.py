@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from augment.io.layout import REPLACEMENT_TYPE, ShardLayout
 from augment.records import Reject, Variant
 from kdaug.files import publish, temp_path
+from kdaug.tasks import GLUE_TASKS, find_task
 
 # The schema of shards written before the layout had a version (every column nullable, string
 # labels, text_b present for single texts too); still read by export, inspect and distill.
@@ -111,73 +112,21 @@ def write_rejects(path: str | Path, rejects: Iterable[Reject]) -> int:
     return n
 
 
-# GLUE tsv layouts, as the TinyBERT task processors index them: (header or None, column keys).
-# Keys: a / b (texts), label, id (record id), index (running row number), "" (empty),
-# "=NAME|KEY" (the pass-through column NAME of the input, else KEY, else empty) and "~NAME" (the
-# pass-through column NAME on originals only: MNLI's parses describe the original sentences).
-_PAIR4 = (["index", "sentence1", "sentence2", "label"], ["index", "a", "b", "label"])
-GLUE_LAYOUTS: dict[str, tuple[list[str] | None, list[str]]] = {
-    "cola": (None, ["=0|id", "label", "=2", "a"]),
-    "sst2": (["sentence", "label"], ["a", "label"]),
-    "mrpc": (
-        ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
-        ["label", "=#1 ID|id", "=#2 ID|id", "a", "b"],
-    ),
-    "stsb": (
-        [
-            "index",
-            "genre",
-            "filename",
-            "year",
-            "old_index",
-            "source1",
-            "source2",
-            "sentence1",
-            "sentence2",
-            "score",
-        ],
-        ["index", "=genre", "=filename", "=year", "=old_index", "=source1", "=source2"]
-        + ["a", "b", "label"],
-    ),
-    "qqp": (
-        ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"],
-        ["id", "=qid1", "=qid2", "a", "b", "label"],
-    ),
-    "mnli": (
-        [
-            "index",
-            "promptID",
-            "pairID",
-            "genre",
-            "sentence1_binary_parse",
-            "sentence2_binary_parse",
-            "sentence1_parse",
-            "sentence2_parse",
-            "sentence1",
-            "sentence2",
-            "label1",
-            "gold_label",
-        ],
-        ["index", "=promptID", "id", "=genre"]
-        + ["~sentence1_binary_parse", "~sentence2_binary_parse"]
-        + ["~sentence1_parse", "~sentence2_parse", "a", "b", "label", "label"],
-    ),
-    "qnli": (["index", "question", "sentence", "label"], ["index", "a", "b", "label"]),
-    "rte": _PAIR4,
-    "wnli": _PAIR4,
-}
 LABEL_KEYS = ("label", "inherited_label")  # written through the label formatter
 _UNSAFE = re.compile(r"[\t\r\n]+")
 
 
 def glue_layout(task: str, pair: bool) -> tuple[list[str] | None, list[str]]:
-    """The GLUE layout of `task`. A layout that cannot hold the build's texts (a single-text task
-    for pairs, which would drop text_b, or a pair task for single texts) is refused."""
-    key = task.lower().replace("-", "")
-    if key not in GLUE_LAYOUTS:
-        raise ValueError(f"no GLUE layout for task {task!r}; choose from {sorted(GLUE_LAYOUTS)}")
-    layout = GLUE_LAYOUTS[key]
-    if ("b" in layout[1]) != pair:
+    """The GLUE layout of `task` (the registry's, kdaug.tasks; `export_value` reads its keys). A
+    layout that cannot hold the build's texts (a single-text task for pairs, which would drop
+    text_b, or a pair task for single texts) is refused."""
+    found = find_task(task)
+    if found is None or found.export is None:
+        known = sorted(name for name, t in GLUE_TASKS.items() if t.export)
+        raise ValueError(f"no GLUE layout for task {task!r}; choose from {known}")
+    header, keys = found.export
+    layout = (list(header) if header is not None else None, list(keys))
+    if ("b" in keys) != pair:
         has, needs = ("pairs", "single texts") if pair else ("single texts", "pairs")
         raise ValueError(
             f"the {task} layout holds {needs} but this build has {has}: choose a task "

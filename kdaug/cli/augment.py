@@ -167,7 +167,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_augment(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from augment.builder import BuildSpec, build
+    from augment.build.build import build
+    from augment.build.spec import BuildSpec
     from augment.io.readers import columns_for
 
     cfg = config_from_args(args, include_original=False if args.no_original else None)

@@ -13,15 +13,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import json
 import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kdaug.errors import KdaugError
 
@@ -99,93 +96,23 @@ def register(sub) -> None:
 # --- manifest.json ------------------------------------------------------------------------------
 
 
-class _Entry(BaseModel):
-    """The parts of a shard entry that export and inspect use (the builder writes more)."""
-
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    index: int = Field(ge=0)
-    file: str
-    sha256: str
-    rows_in: int = Field(ge=0)
-    records: int = Field(ge=0)
-    rows_rejected: int = Field(ge=0)
-    variants: int = Field(ge=0)
-
-
-class _Columns(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    text_b: str | None
-
-
-class _Fingerprint(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    format: str
-    columns: _Columns
-    shard_size: int
-    config: dict[str, Any]
-
-
-class _Manifest(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    format: str
-    fingerprint: _Fingerprint
-    shards: dict[str, _Entry]
-    num_shards: int | None = Field(ge=0)
-    complete: bool
-    input: dict[str, Any] | None = None
-
-
 def load_manifest(outdir: str | Path) -> dict[str, Any]:
-    """The manifest of a build, or a one-line KdaugError when it is missing or damaged (not
-    UTF-8, not JSON, truncated, or without the fields a build records)."""
+    """The manifest of a build, or a one-line KdaugError when it is missing or damaged (see
+    augment.build.manifest.read_manifest)."""
+    from augment.build.manifest import DamagedManifest, read_manifest
+
     out = Path(outdir)
     if not out.is_dir():
         what = "does not exist" if not out.exists() else "is not a directory"
         raise KdaugError(f"{outdir} {what}: give the output directory of `kdaug augment`")
-    path = out / "manifest.json"
-    if not path.is_file():
-        raise KdaugError(f"{outdir} has no manifest.json: is it the output of `kdaug augment`?")
-
-    def damaged(why: str) -> KdaugError:
-        return KdaugError(
-            f"{path} is damaged ({why}): delete {outdir} (or move it away) and build it again "
-            "with `kdaug augment`"
-        )
-
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise KdaugError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not raw.strip():
-        raise damaged("empty")
-    try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise damaged(f"byte 0x{raw[exc.start]:02x} at offset {exc.start} is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise damaged(
-            f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from None
-    except RecursionError:
-        raise damaged("nested too deeply") from None
-    if not isinstance(manifest, dict):
-        raise damaged(f"a JSON {type(manifest).__name__}, not an object")
-    try:
-        checked = _Manifest.model_validate(manifest)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        raise damaged(f"{where}: {err['msg']}") from None
-    from augment.builder import LAYOUT_FORMAT
-
-    if checked.format != LAYOUT_FORMAT:
+        manifest = read_manifest(out)
+    except DamagedManifest as exc:
         raise KdaugError(
-            f"{path} has format {checked.format!r}; this kdaug reads {LAYOUT_FORMAT!r}"
-        )
+            f"{exc}: delete {outdir} (or move it away) and build it again with `kdaug augment`"
+        ) from None
+    if manifest is None:
+        raise KdaugError(f"{outdir} has no manifest.json: is it the output of `kdaug augment`?")
     return manifest
 
 
@@ -404,7 +331,8 @@ class _Teacher:
 
 
 def _teacher(args, out, manifest, shards, codec) -> tuple[_Teacher | None, LabelCodec]:
-    from augment.io.teacher_labels import Agreement, find_logits, teacher_names
+    from augment.io.agreement import Agreement
+    from distill.teacher_labels import find_logits, teacher_names
 
     if args.labels != "teacher" and not args.teacher_logits:
         if args.teacher:
@@ -455,7 +383,7 @@ def _parquet_schema(schema, t: _Teacher | None, codec: LabelCodec):
 
     import pyarrow as pa
 
-    from augment.io.layout import shard_features
+    from kdaug.tables import shard_features
 
     features = dict(shard_features(schema))
     fields = list(schema)

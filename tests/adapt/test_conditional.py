@@ -7,8 +7,8 @@ import json
 import torch
 from transformers import BertForMaskedLM
 
-from augment.adapt import load_conditioning, token_type_for
 from augment.adapt.conditional import add_label_types
+from augment.candidates.conditioning import load_conditioning, token_type_for
 
 
 def test_token_type_for_known_missing_and_unseen_labels():

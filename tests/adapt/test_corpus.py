@@ -75,15 +75,25 @@ def test_split_is_seeded_and_disjoint(tmp_path):
         ("sentence\tlabel\n\t1\n  \t0\n", {}, "the corpus is empty"),
         ("sentence\tlabel\na\t1\nb\t1\n", {"label_column": "label"}, "single class"),
         ("sentence\tlabel\na\t1\nb\t\n", {"label_column": "label"}, "no value in label column"),
+        ("sentence\tlabel\na\t1\tx\n", {}, r"c.tsv:2: row has 3 fields, the header has 2"),
+        ("sentence\tlabel\n\n\xff\t1\n", {}, r"c.tsv:3: not valid UTF-8 at byte offset 0"),
     ],
 )
 def test_bad_corpus_is_a_one_line_error(tmp_path, content, kwargs, message):
     f = tmp_path / "c.tsv"
     if content is not None:
-        f.write_text(content, encoding="utf-8")
+        # "\xff" in `content` stands for the byte 0xff (not UTF-8)
+        f.write_bytes(content.encode("utf-8").replace(b"\xc3\xbf", b"\xff"))
     with pytest.raises(CorpusError, match=message) as err:
         read_corpus([f], **kwargs)
     assert isinstance(err.value, KdaugError) and "\n" not in str(err.value)
+
+
+def test_unreadable_json_line_names_file_line_and_reason(tmp_path):
+    j = tmp_path / "c.jsonl"
+    j.write_text('{"sentence": "fine"}\n\n{"sentence": \n', encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"c.jsonl:3: invalid JSON: Expecting value"):
+        read_corpus([j])
 
 
 def test_unknown_format_and_plain_text_with_labels(tmp_path):

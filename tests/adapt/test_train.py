@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
 
-from augment.adapt import load_conditioning, token_type_for
 from augment.adapt.settings import AdaptSettings, SettingsError
 from augment.adapt.train import CHECKPOINT, MLMAdapter
+from augment.candidates.conditioning import load_conditioning, token_type_for
 from kdaug.cli import main
 
 WORDS = [

@@ -138,7 +138,7 @@ CONTRACTIONS = [
 @pytest.mark.parametrize("pos_filter", ["hybrid", "lexicon", "retag", "none"])
 def test_contractions_with_two_norms_cold_cache(augmenter, pos_filter):
     """A fresh tagger (nothing cached) sees "'s" with two norms in its first batch."""
-    from augment.pos import Tagger
+    from augment.pos.tagger import Tagger
 
     cfg = AugmentConfig.build(mlm="none", n=4, pos_filter=pos_filter)
     fresh = Augmenter(cfg, tagger=Tagger(cfg.tagger, cfg.pos_tags), vectors=augmenter.vectors)
@@ -172,7 +172,7 @@ def test_cli_sample_contractions(capsys):
     ],
 )
 def test_sources_without_any_loaded_model_is_a_config_error(augmenter, settings, loaded, says):
-    from augment.config import ConfigError
+    from kdaug.settings import ConfigError
 
     models = {"mlm": augmenter.mlm} if loaded.get("mlm") else {}
     cfg = AugmentConfig.build(n=2, **settings)

@@ -144,7 +144,7 @@ def test_workers_takes_auto_or_a_positive_number(capsys):
 def test_augment_logs_the_workers_auto_choice(tmp_path, capsys, caplog):
     import logging
 
-    with caplog.at_level(logging.INFO, logger="augment.executors"):
+    with caplog.at_level(logging.INFO, logger="augment.build"):
         code = main(
             ["augment", str(_sst(tmp_path, [("a quiet film", 1)])), "-o", str(tmp_path / "o")]
             + ["--task", "sst2", "--mlm", "none", "--device", "cpu"]

@@ -1,6 +1,7 @@
 import pytest
 
-from augment.config import AugmentConfig, ConfigError, SampleParams
+from augment.config import AugmentConfig, SampleParams
+from kdaug.settings import ConfigError
 
 
 def test_defaults_follow_tinybert():

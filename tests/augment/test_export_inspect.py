@@ -11,8 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from augment.builder import BuildSpec, build
-from augment.executors import SerialExecutor
+from augment.build.build import build
+from augment.build.executors import SerialExecutor
+from augment.build.spec import BuildSpec
 from augment.io.readers import columns_for
 from kdaug.cli import main
 

@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from augment.candidates.mlm import MaskedLMCandidates, MaskQuery
+from augment.candidates.masking import Copy, MaskQuery, pack
+from augment.candidates.mlm import MaskedLMCandidates
 from kdaug.errors import KdaugError
 
 TEXT = "She opened the door and walked into the kitchen."
@@ -17,6 +18,19 @@ def mlm(tiny_mlm_dir):
 def _q(text, word, label=None):
     i = text.index(word)
     return MaskQuery(text, i, i + len(word), label)
+
+
+def _copy_of_length(n: int) -> Copy:
+    return Copy(input_ids=[0] * n, type_ids=[0] * n, positions=[1], word_ids=[-1], queries=[0])
+
+
+def test_pack_bounds_padded_tokens_and_length_spread():
+    lengths = [10, 10, 10, 11, 30]
+    chunks = pack([[_copy_of_length(n)] for n in lengths], batch_tokens=30)
+    assert [[len(same[0].input_ids) for same in c] for c in chunks] == [[10, 10, 10], [11], [30]]
+    # 13 is within 15% (+2) of 10, 14 is not
+    chunks = pack([[_copy_of_length(n)] for n in (10, 13, 14)], batch_tokens=1000)
+    assert [len(c) for c in chunks] == [2, 1]
 
 
 def test_single_piece_split(mlm):
@@ -75,7 +89,7 @@ LONG_WORDS = ("captain", "walked", "quiet", "harbour", "sailors", "painted", "bo
 
 def test_fast_mode_masks_several_non_adjacent_words_per_copy(fast):
     queries = [_q(LONG, w) for w in LONG_WORDS if fast.is_single_piece(w)]
-    copies = fast._copies(queries)
+    copies = fast.masking.copies(queries)
     assert 1 < len(copies) < len(queries)
     assert sorted(i for c in copies for i in c.queries) == list(range(len(queries)))
     mask_id = fast.tokenizer.mask_token_id
@@ -83,7 +97,7 @@ def test_fast_mode_masks_several_non_adjacent_words_per_copy(fast):
         assert [c.input_ids[p] for p in c.positions] == [mask_id] * len(c.positions)
         gaps = [b - a for a, b in zip(c.positions, c.positions[1:], strict=False)]
         assert all(g > 1 for g in gaps), "masks of one copy must not be neighbours"
-        assert len(c.positions) <= max(1, int(fast.mask_rate * len(c.input_ids)))
+        assert len(c.positions) <= max(1, int(fast.masking.mask_rate * len(c.input_ids)))
     cands = fast.predict(queries)
     for q, row in zip(queries, cands, strict=True):
         assert row and all(w.lower() != q.text[q.start : q.end].lower() for w, _ in row)
@@ -100,8 +114,8 @@ def test_fast_mode_is_int8_on_cpu_and_exact_is_not(fast, mlm):
 def test_fast_mode_windows_long_texts(fast):
     text = " ".join(["word"] * 300) + " the red door opened near the garden gate."
     (cands,) = fast.predict([_q(text, "door")])
-    (copy,) = fast._copies([_q(text, "door")])
-    assert cands and len(copy.input_ids) <= fast.fast_max_length
+    (copy,) = fast.masking.copies([_q(text, "door")])
+    assert cands and len(copy.input_ids) <= fast.masking.fast_max_length
 
 
 def test_fast_mode_does_not_depend_on_batch_composition(fast):
@@ -152,7 +166,7 @@ def test_label_conditional_model(tiny_mlm_dir, tmp_path):
     (tmp_path / "kdaug_mlm.json").write_text(json.dumps(meta))
     cond = MaskedLMCandidates(str(tmp_path), device="cpu", top_k=10)
     assert cond.labels == ["neg", "pos"]
-    assert [cond.type_id_for(x) for x in (None, "neg", "pos", "other")] == [0, 1, 2, 0]
+    assert [cond.masking.type_id_for(x) for x in (None, "neg", "pos", "other")] == [0, 1, 2, 0]
     neg, pos, none, unseen = cond.predict(
         [_q(TEXT, "door", "neg"), _q(TEXT, "door", "pos"), _q(TEXT, "door"), _q(TEXT, "door", "?")]
     )
@@ -171,5 +185,5 @@ def test_fast_mode_answers_every_query_even_with_a_tiny_window(tiny_mlm_dir):
     )
     queries = [_q(LONG, w) for w in LONG_WORDS]
     assert all(narrow.predict(queries))
-    for c in narrow._copies(queries):
-        assert len(c.input_ids) <= narrow.max_length
+    for c in narrow.masking.copies(queries):
+        assert len(c.input_ids) <= narrow.masking.max_length

@@ -11,7 +11,7 @@ def test_eligibility(tagger):
 
 
 def test_eligibility_follows_pos_set():
-    from augment.pos import Tagger
+    from augment.pos.tagger import Tagger
 
     nouns_only = Tagger("en_core_web_sm", ["NOUN"])
     (t,) = nouns_only.tag(["The happy children quickly ate apples."])
@@ -50,6 +50,41 @@ def test_lexicon_ambiguity(tagger):
     assert not tagger.lexicon.ambiguous("quickly")
 
 
+DOG_CANDIDATES = ["Dogs", "the", "cats", "quickly", "cat"]
+
+
+@pytest.mark.parametrize(
+    "mode, kept, rejected",
+    [
+        ("none", [("cats", 3), ("quickly", 4), ("cat", 5)], 0),
+        ("lexicon", [("cats", 3)], 2),  # an adverb; a singular for a plural noun
+        ("retag", [("cats", 3), ("cat", 5)], 1),  # re-tagging checks the coarse POS only
+        ("hybrid", [("cats", 3)], 2),
+    ],
+)
+def test_keep_agreeing_keeps_ranks_and_counts_pos_rejections(tagger, mode, kept, rejected):
+    from augment.pos.filter import keep_agreeing
+
+    (t,) = tagger.tag(["The dogs ran home across the field."])
+    dogs = next(w for w in t.words if w.text == "dogs")
+    # the word itself and stop words are dropped without counting as POS rejections
+    assert keep_agreeing(tagger, mode, [(t, dogs, DOG_CANDIDATES), (t, dogs, [])]) == (
+        [kept, []],
+        rejected,
+    )
+
+
+def test_synonym_rule_is_the_lexicon_unless_none(tagger):
+    from augment.pos.filter import synonym_rule
+
+    (t,) = tagger.tag(["She opened the door and walked in."])
+    door = next(w for w in t.words if w.text == "door")
+    for mode in ("lexicon", "retag", "hybrid"):
+        rule = synonym_rule(tagger, mode)
+        assert rule("window", door) and not rule("quickly", door)
+    assert synonym_rule(tagger, "none")("quickly", door)
+
+
 def _windows(tagger, texts, replacements):
     """+-4 word windows around every word of the texts, the centre replaced in turn."""
     out = []
@@ -67,7 +102,7 @@ def _windows(tagger, texts, replacements):
 def test_centre_tagger_equals_spacy_including_text_edges(tagger):
     from spacy.tokens import Doc
 
-    from augment.retag import CenterTagger
+    from augment.pos.window_tagger import CenterTagger
 
     texts = [
         "She opened the door and walked into the kitchen.",
@@ -84,13 +119,13 @@ def test_centre_tagger_equals_spacy_including_text_edges(tagger):
 
 
 def test_retag_falls_back_to_spacy_when_centre_tagger_disagrees(tagger, monkeypatch):
-    from augment import retag
+    from augment.pos import window_tagger
 
     tagged = tagger.tag(["She opened the door and walked into the kitchen."])[0]
     door = next(w for w in tagged.words if w.text == "door")
     queries = [(tagged, door, "window"), (tagged, door, "quickly")]
     monkeypatch.setattr(tagger, "_fast_retag", None)
-    monkeypatch.setattr(retag.CenterTagger, "verify", lambda self, windows: False)
+    monkeypatch.setattr(window_tagger.CenterTagger, "verify", lambda self, windows: False)
     assert tagger.retag_agrees(queries) == [True, False]
     assert tagger._fast_retag is False
 
@@ -123,7 +158,7 @@ def _spacy_tags(tagger, texts):
 
 
 def test_centre_tagger_same_token_text_with_and_without_own_norm_cold(tagger):
-    from augment.retag import CenterTagger
+    from augment.pos.window_tagger import CenterTagger
 
     for text in SAME_TEXT_TWO_NORMS:
         centre = CenterTagger(tagger.nlp)  # empty cache: both keys are new together
@@ -132,7 +167,7 @@ def test_centre_tagger_same_token_text_with_and_without_own_norm_cold(tagger):
 
 
 def test_centre_tagger_same_token_text_with_and_without_own_norm_warm(tagger):
-    from augment.retag import CenterTagger
+    from augment.pos.window_tagger import CenterTagger
 
     centre = CenterTagger(tagger.nlp)
     texts = ["A fine day", *SAME_TEXT_TWO_NORMS, "it's fine", "Let's go"]
@@ -145,7 +180,7 @@ def test_centre_tagger_same_token_text_with_and_without_own_norm_warm(tagger):
 
 
 def test_tagger_first_batch_with_same_token_text_two_norms():
-    from augment.pos import Tagger
+    from augment.pos.tagger import Tagger
 
     fresh = Tagger("en_core_web_sm", ["NOUN", "VERB", "ADJ", "ADV"])
     (tagged,) = fresh.tag(["Let's see if it's good"])

@@ -134,8 +134,9 @@ def test_interval_from_the_environment(monkeypatch, value, expected):
 
 
 def test_a_build_logs_one_closing_line_not_one_per_batch(tmp_path, augmenter, capsys):
-    from augment.builder import BuildSpec, build
-    from augment.executors import SerialExecutor
+    from augment.build.build import build
+    from augment.build.executors import SerialExecutor
+    from augment.build.spec import BuildSpec
     from augment.io.readers import columns_for
 
     src = tmp_path / "in.tsv"

@@ -12,16 +12,14 @@ from hypothesis import strategies as st
 
 from augment.io.readers import (
     GLUE_PRESETS,
-    TASK_LABELS,
     Columns,
     columns_for,
-    count_input_rows,
-    describe_input,
     read_records,
-    resolve_format,
 )
 from augment.records import Record, Reject
 from kdaug.errors import InputError, KdaugError
+from kdaug.tables import count_input_rows, describe_input, resolve_format
+from kdaug.tasks import GLUE_TASKS
 
 
 def _split(rows):
@@ -282,10 +280,11 @@ def test_test_split_without_labels_still_reads(tmp_path):
 def test_task_labels_are_accepted_by_distill():
     from distill.tasks import TASKS
 
-    assert set(TASK_LABELS) == set(GLUE_PRESETS)
+    assert set(GLUE_TASKS) == set(GLUE_PRESETS)
     with pytest.raises(InputError, match="unknown task preset"):
         Columns(task="nosuchtask")  # an unknown task would silently check no labels
-    for name, labels in TASK_LABELS.items():
+    for name, task in GLUE_TASKS.items():
+        labels = task.accepted_labels
         if name in TASKS:
             spec = TASKS[name]
             assert (labels is None) == spec.is_regression
@@ -414,9 +413,10 @@ _SETTINGS = {"mlm": "none", "n": 1, "pos_filter": "lexicon", "device": "cpu"}
 
 
 def _build(inp, out, augmenter, columns, task=None):
-    from augment.builder import BuildSpec, build
+    from augment.build.build import build
+    from augment.build.executors import SerialExecutor
+    from augment.build.spec import BuildSpec
     from augment.config import AugmentConfig
-    from augment.executors import SerialExecutor
 
     cfg = AugmentConfig.build(**_SETTINGS)
     spec = BuildSpec(input=str(inp), output=out, config=cfg, columns=columns, task=task)
@@ -445,7 +445,7 @@ def test_hostile_jsonl_builds_and_resumes(tmp_path, cheap_augmenter, capsys):
 
 
 def test_build_fails_when_rows_read_differ_from_the_count(tmp_path, cheap_augmenter, monkeypatch):
-    import augment.builder as builder
+    import augment.build.spec as builder
 
     f = tmp_path / "x.tsv"
     f.write_text("sentence\tlabel\n" + "".join(f"film {i}\t{i % 2}\n" for i in range(30)))

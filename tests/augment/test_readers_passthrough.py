@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from augment.io.layout import ShardLayout
 from augment.io.readers import (
     Columns,
-    count_input_rows,
     passthrough_columns,
     read_records,
 )
 from augment.io.writers import ShardWriter
 from augment.records import Record, Reject, Variant
+from kdaug.tables import count_input_rows
 
 _KEYS = st.sampled_from(["text", "label", "id2", "é", "\ud800", "", "a b", "0", "variant"])
 _VALUES = st.recursive(

@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-from augment.builder import LOCK_NAME, BuildSpec, build
+from augment.build.build import build
+from augment.build.executors import SerialExecutor
+from augment.build.manifest import LOCK_NAME
+from augment.build.spec import BuildSpec
 from augment.config import AugmentConfig
-from augment.executors import SerialExecutor
 from augment.io.readers import columns_for
 
 SENTENCES = [

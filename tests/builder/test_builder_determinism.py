@@ -7,7 +7,7 @@ import json
 import pyarrow.parquet as pq
 from builder_support import build_with, make_spec, shard_bytes
 
-from augment.builder import build
+from augment.build.build import build
 from augment.io.readers import columns_for
 
 

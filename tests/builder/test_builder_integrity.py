@@ -27,8 +27,9 @@ from builder_support import (
     write_sst2,
 )
 
-from augment.builder import LOCK_NAME, OutputLock, build
-from augment.executors import SerialExecutor
+from augment.build.build import OutputLock, build
+from augment.build.executors import SerialExecutor
+from augment.build.manifest import LOCK_NAME
 from augment.io.readers import Columns, columns_for
 from kdaug.cli import main
 from kdaug.errors import InputError, KdaugError

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from builder_support import make_spec, shard_bytes
 
-from augment.builder import build
+from augment.build.build import build
 
 
 @pytest.fixture()

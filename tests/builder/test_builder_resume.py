@@ -23,7 +23,7 @@ from builder_support import (
     wait_until,
 )
 
-from augment.builder import LOCK_NAME
+from augment.build.manifest import LOCK_NAME
 from kdaug.errors import KdaugError
 
 FINE = 5  # rows per shard in the kill test: 40 shards, so that every kill lands before the end
@@ -121,7 +121,7 @@ def test_finished_output_is_verified_not_rebuilt(reference, sst2_input, capsys):
         def map_unordered(self, tasks, progress):
             raise AssertionError("a finished output must not be rebuilt")
 
-    from augment.builder import build
+    from augment.build.build import build
 
     before = shard_bytes(reference)
     stats = build(make_spec(sst2_input, reference), executor=Refuse())
@@ -148,7 +148,7 @@ def test_changed_config_or_input_refuses_without_overwrite(tmp_path, sst2_input,
 
 def test_batch_size_and_device_do_not_bind_the_output(reference, sst2_input, augmenter):
     """Settings that do not change bytes may differ between a run and its resume."""
-    from augment.builder import build
+    from augment.build.build import build
 
     class Refuse:
         def map_unordered(self, tasks, progress):

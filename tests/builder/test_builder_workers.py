@@ -13,22 +13,19 @@ from pathlib import Path
 import pytest
 from builder_support import make_spec, shard_bytes
 
-from augment.builder import build
-from augment.candidates import quant
-from augment.config import AugmentConfig
-from augment.executors import (
+from augment.build.build import build
+from augment.build.executors import AutoExecutor, ProcessExecutor, SerialExecutor, make_executor
+from augment.build.executors.sizing import (
     GIB,
     MIB,
-    AutoExecutor,
-    ProcessExecutor,
-    SerialExecutor,
-    available_cores,
     available_memory,
-    make_executor,
     plan_workers,
     worker_bytes,
 )
+from augment.candidates import quant
+from augment.config import AugmentConfig
 from kdaug.errors import KdaugError
+from kdaug.machine import available_cores
 
 NO_MLM = AugmentConfig.build(mlm="none", device="cpu")
 
@@ -132,7 +129,7 @@ def test_workers_auto_is_the_default_on_cpu(tmp_path, sst2_input):
 
 def test_auto_keeps_a_small_input_in_one_process(tmp_path, sst2_input, reference, caplog):
     executor = AutoExecutor(make_spec(sst2_input, tmp_path).config, cores=2, free_bytes=8 * GIB)
-    with caplog.at_level(logging.INFO, logger="augment.executors"):
+    with caplog.at_level(logging.INFO, logger="augment.build"):
         build(make_spec(sst2_input, tmp_path / "out"), executor=executor)
     assert executor.plan.processes == 1 and executor.plan.threads == 2
     assert isinstance(executor.inner, SerialExecutor)
@@ -177,7 +174,7 @@ QUERY_TEXTS = [
 def _predictions(mlm) -> list:
     import re
 
-    from augment.candidates.mlm import MaskQuery
+    from augment.candidates.masking import MaskQuery
 
     queries = [
         MaskQuery(t, m.start(), m.end()) for t in QUERY_TEXTS for m in re.finditer(r"\w{4,}", t)

@@ -80,3 +80,28 @@ def test_reads_real_glue_dev_files(shared_assets: Path, task: str, rows: int) ->
     else:
         assert {e.label for e in examples} == {0, 1}
     assert all(bool(e.text_b) == spec.is_pair for e in examples)
+
+
+def test_a_training_run_reports_and_keeps_the_rows_its_files_reject(
+    make_classifier, mrpc_dev: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ragged row in the train file is neither padded nor cut: it is left out, named in the log
+    once, and written to OUTPUT/rejects.jsonl; rows in = rows used + rows rejected."""
+    rows = mrpc_dev.read_text(encoding="utf-8").splitlines()
+    train = tmp_path / "train.tsv"
+    bad = "1\t77\tonly three fields"
+    train.write_text("\n".join([*rows[:3], bad, *rows[3:]]) + "\n", encoding="utf-8")
+    out = tmp_path / "teacher"
+    teacher = make_classifier(tmp_path / "base", layers=2)
+    argv = ["finetune-teacher", "--model", str(teacher), "--task", "mrpc", "--train", str(train)]
+    argv += ["--eval", str(mrpc_dev), "-o", str(out), "--device", "cpu", "--max-steps", "2"]
+    with caplog.at_level("WARNING"):
+        assert main(argv) == 0
+    lines = (out / "rejects.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1
+    reject = json.loads(lines[0])
+    assert reject["line"] == 4 and reject["raw"] == {"fields": bad.split("\t")}
+    assert reject["reason"] == "row has 3 fields, the header has 5"
+    summary = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert summary == [f"train.tsv: 1 of {len(rows)} rows rejected (line 4: {reject['reason']}); "
+                       f"see {out / 'rejects.jsonl'}"]  # fmt: skip

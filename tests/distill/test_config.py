@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from augment.config import ConfigError
 from distill.config import DistillConfig
 from distill.tasks import TASKS, TaskError, get_task
+from kdaug.settings import ConfigError
 
 
 def test_label_order_matches_hf_datasets_glue() -> None:

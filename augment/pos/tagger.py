@@ -1,15 +1,8 @@
-"""spaCy tagging, word eligibility, and the POS-agreement rules for candidates.
+"""spaCy tagging: the words of a text with their character offsets, POS and eligibility.
 
-Three agreement methods:
-- `lexicon`: a candidate must be able to carry the word's part of speech *and* inflection
-  (plural noun, past verb, comparative adjective, ...), judged from the WordNet lemma index,
-  exception lists and suffix rules that spaCy's English rule lemmatizer ships inside the pipeline.
-  A pure function of (candidate, tag): fast, and independent of batch composition.
-- `retag`: substitute the candidate into the text and let the spaCy tagger re-tag it; the window
-  of +-4 words matches the receptive field of the small pipelines' CNN (depth 4, window 1).
-- `hybrid` (default): the lexicon first; candidates it accepts that could also be another part of
-  speech ("funny" is a WordNet noun too) are then re-tagged in context. Near `retag`'s agreement
-  at a fraction of its tagging work.
+`Tagger` also answers the `retag` question (what POS does a candidate get in the word's place?)
+over a window of +-4 words, the receptive field of the small pipelines' CNN (depth 4, window 1).
+Both run on `CenterTagger` (window_tagger.py) when it reproduces spaCy's own tags, else on spaCy.
 """
 
 from __future__ import annotations
@@ -17,9 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
-from augment.retag import CenterTagger, UnsupportedPipeline
+from augment.pos.lexicon import InflectionLexicon
+from augment.pos.window_tagger import CenterTagger, UnsupportedPipeline
 from kdaug.errors import KdaugError
 from kdaug.resolve import resolve_spacy
 
@@ -27,36 +20,9 @@ log = logging.getLogger(__name__)
 
 # spaCy components the tagger needs; the others are disabled for speed.
 _DISABLED = ("parser", "ner", "lemmatizer", "senter")
-RETAG_WINDOW = 4
+RETAG_WINDOW = 4  # words each side of the candidate that `retag_agrees` re-tags
 _VERIFY_WINDOWS = 256
 _VERIFY_TEXTS = 64
-
-# Fine-grained (Penn) tag -> inflection class, per coarse POS.
-_INFLECTION = {
-    "NN": "sg",
-    "NNS": "pl",
-    "VB": "base",
-    "VBP": "base",
-    "VBZ": "3sg",
-    "VBD": "past",
-    "VBN": "past",
-    "VBG": "ger",
-    "JJ": "pos",
-    "JJR": "cmp",
-    "JJS": "sup",
-    "RB": "pos",
-    "RBR": "cmp",
-    "RBS": "sup",
-}
-# Suffix stripped by a lemmatizer rule -> inflection class.
-_SUFFIX_CLASS = {
-    "noun": {"": "sg"},  # any non-empty rule suffix is a plural
-    "verb": {"": "base", "s": "3sg", "es": "3sg", "ies": "3sg", "ed": "past", "ing": "ger"},
-    "adj": {"": "pos", "er": "cmp", "est": "sup"},
-    "adv": {"": "pos", "er": "cmp", "est": "sup"},
-}
-_EXC_CLASSES = {"noun": {"pl"}, "verb": {"past"}, "adj": {"cmp", "sup"}, "adv": {"cmp", "sup"}}
-_UPOS_TO_TABLE = {"NOUN": "noun", "VERB": "verb", "ADJ": "adj", "ADV": "adv"}
 
 
 @dataclass(frozen=True)
@@ -198,71 +164,3 @@ class Tagger:
             (Doc(self.nlp.vocab, words=list(words)) for words, _ in windows), batch_size=batch_size
         )
         return [doc[c].pos_ for (_, c), doc in zip(windows, docs, strict=True)]
-
-
-class InflectionLexicon:
-    """Which parts of speech and inflections a word form can carry, from WordNet lemma tables."""
-
-    def __init__(self, index: dict, exc: dict, rules: dict) -> None:
-        self.index = {k: frozenset(v) for k, v in index.items()}
-        self.exc = {k: dict(v) for k, v in exc.items()}
-        self.rules = {k: [tuple(r) for r in v] for k, v in rules.items()}
-        self.classes = lru_cache(maxsize=200_000)(self._classes)
-        self._agrees: dict[tuple[str, str, str], bool] = {}
-
-    @classmethod
-    def from_pipeline(cls, nlp) -> InflectionLexicon:
-        comps = dict(nlp.components)
-        lem = comps.get("lemmatizer")
-        tables = getattr(getattr(lem, "lookups", None), "tables", [])
-        if not {"lemma_index", "lemma_exc", "lemma_rules"} <= set(tables):
-            raise KdaugError(
-                "pos_filter 'lexicon' needs a spaCy pipeline with a rule lemmatizer "
-                "(lemma_index/lemma_exc/lemma_rules tables); use pos_filter 'retag'"
-            )
-        get = lem.lookups.get_table
-        parts = list(_UPOS_TO_TABLE.values())
-        return cls(
-            index={p: get("lemma_index")[p] for p in parts},
-            exc={p: get("lemma_exc")[p] for p in parts},
-            rules={p: get("lemma_rules").get(p, []) for p in parts},
-        )
-
-    def _classes(self, form: str, table: str) -> frozenset[str]:
-        """Inflection classes `form` can have as a `table` (noun/verb/adj/adv) word."""
-        form = form.lower()
-        found: set[str] = set()
-        index = self.index[table]
-        suffix_class = _SUFFIX_CLASS[table]
-        if form in index:
-            found.add(suffix_class[""])
-        if form in self.exc[table]:
-            found |= _EXC_CLASSES[table]
-        for old, new in self.rules[table]:
-            if old and form.endswith(old) and (form[: -len(old)] + new) in index:
-                found.add(suffix_class.get(old, "pl" if table == "noun" else suffix_class[""]))
-        return frozenset(found)
-
-    def ambiguous(self, candidate: str) -> bool:
-        """Can the form belong to more than one of noun/verb/adjective/adverb?"""
-        return sum(bool(self.classes(candidate, t)) for t in _UPOS_TO_TABLE.values()) > 1
-
-    def agrees(self, candidate: str, pos: str, tag: str) -> bool:
-        """Can `candidate` replace a word tagged (pos, tag)? Other POS pass through unchecked."""
-        key = (candidate, pos, tag)
-        hit = self._agrees.get(key)
-        if hit is None:
-            if len(self._agrees) > 1_000_000:
-                self._agrees.clear()
-            hit = self._agrees[key] = self._agrees_uncached(candidate, pos, tag)
-        return hit
-
-    def _agrees_uncached(self, candidate: str, pos: str, tag: str) -> bool:
-        table = _UPOS_TO_TABLE.get(pos)
-        if table is None:
-            return True
-        classes = self.classes(candidate, table)
-        if not classes:
-            return False
-        wanted = _INFLECTION.get(tag)
-        return wanted is None or wanted in classes
