@@ -22,20 +22,20 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python benchmarks/pos_agreement.py
-	$(BIN)/python benchmarks/builder.py
-	$(BIN)/python benchmarks/service_load.py --requests 400
+	$(BIN)/python -m benchmarks.pos_agreement
+	$(BIN)/python -m benchmarks.builder
+	$(BIN)/python -m benchmarks.service_load --requests 400
 	$(MAKE) bench-augment
 
 # kdaug against the official TinyBERT algorithm, nlpaug and TextAttack (installed here only).
 bench-augment: setup
 	$(BIN)/python -m pip install --quiet --no-deps -r benchmarks/requirements-peers.txt
-	$(BIN)/python benchmarks/augment_speed.py
+	$(BIN)/python -m benchmarks.augment_speed
 
 # Students distilled with and without augmentation (TASK=mrpc|sst2|..., about 30-60 min on CPU).
 TASK ?= mrpc
 bench-ablation: setup
-	$(BIN)/python benchmarks/ablation.py --task $(TASK)
+	$(BIN)/python -m benchmarks.ablation --task $(TASK)
 
 lint: setup
 	$(BIN)/ruff check .

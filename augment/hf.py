@@ -26,23 +26,11 @@ from augment.config import AugmentConfig
 from augment.io.readers import Columns, columns_for, to_record
 from augment.records import Record, Reject
 from kdaug.errors import InputError
+from kdaug.tasks import GLUE_TASKS
 
 log = logging.getLogger(__name__)
 
 ADDED_COLUMNS = ("variant", "replacements")
-# The GLUE configs of the Hugging Face hub name their columns differently from the GLUE tsv
-# files that the task presets follow: (text, text_b); the label is `label`, the id `idx`.
-HUB_GLUE_COLUMNS: dict[str, tuple[str, str | None]] = {
-    "sst2": ("sentence", None),
-    "cola": ("sentence", None),
-    "mrpc": ("sentence1", "sentence2"),
-    "stsb": ("sentence1", "sentence2"),
-    "rte": ("sentence1", "sentence2"),
-    "wnli": ("sentence1", "sentence2"),
-    "qqp": ("question1", "question2"),
-    "mnli": ("premise", "hypothesis"),
-    "qnli": ("question", "sentence"),
-}
 OnReject = Literal["raise", "drop"]
 
 
@@ -59,8 +47,10 @@ def dataset_columns(
     lacks takes the hub GLUE config's names (`sentence1`, `label`, `idx`, ...)."""
     cols = columns_for(task, text, text_b, label, id)
     names = set(column_names)
-    if cols.task in HUB_GLUE_COLUMNS and text is None and cols.text_a not in names:
-        a, b = HUB_GLUE_COLUMNS[cols.task]
+    if cols.task in GLUE_TASKS and text is None and cols.text_a not in names:
+        # the hub's GLUE configs name their columns apart from the GLUE tsv files; the label
+        # is `label`, the id `idx`
+        a, b = GLUE_TASKS[cols.task].hub_columns
         if a in names and (b is None or b in names):
             cols = replace(
                 cols,

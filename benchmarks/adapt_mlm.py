@@ -1,7 +1,7 @@
 """Benchmark `kdaug adapt-mlm` on SST-2: held-out masked-token accuracy after the demo budget and
 after a longer run, and how often label-conditional vs unconditional replacements flip sentiment.
 
-    python benchmarks/adapt_mlm.py --assets PATH_TO_SHARED_ASSETS [--short 4 --long 15]
+    python -m benchmarks.adapt_mlm --assets PATH_TO_SHARED_ASSETS [--short 4 --long 15]
 
 Stages run in order and each result is written to OUT/results.json as soon as it exists:
 the default MLM (packaged MiniLM + packaged Wikipedia sample, demo budget), SST-2 adaptation
@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import random
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.paths import REPO, shared_assets
 
 
 def read_tsv(path: Path) -> list[dict[str, str]]:
@@ -166,10 +165,7 @@ def adapt(results: dict, key: str, **kw) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    env = os.environ.get("KDAUG_SHARED_ASSETS")
-    ap.add_argument(
-        "--assets", type=Path, default=Path(env) if env else REPO.parent / "shared" / "assets"
-    )
+    ap.add_argument("--assets", type=Path, default=shared_assets())
     ap.add_argument("--out", type=Path, default=REPO / "bench-out" / "adapt-mlm")
     ap.add_argument("--short", type=float, default=4.0, help="demo budget, minutes")
     ap.add_argument("--long", type=float, default=15.0, help="longer budget, minutes")

@@ -3,8 +3,8 @@ cost of re-running a finished build, and with a masked LM (the shared adapted Mi
 `--workers 1` against `--workers auto` in both modes. Each measurement is one `kdaug augment`
 process.
 
-    python benchmarks/builder.py [--data SST-2/train.tsv] [--memory-rows 10000,100000]
-    python benchmarks/builder.py --parts mlm --mlm-rows 1000   # the workers table only
+    python -m benchmarks.builder [--data SST-2/train.tsv] [--memory-rows 10000,100000]
+    python -m benchmarks.builder --parts mlm --mlm-rows 1000   # the workers table only
 
 Inputs are synthesised by repeating the data's sentences under distinct ids. Prints tables
 (ratios are against the 1-worker run and the smallest corpus of the same run); --json writes them.

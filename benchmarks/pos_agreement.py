@@ -3,7 +3,7 @@
 For every replacement in every variant, re-tag the variant with the spaCy pipeline and compare the
 new word's coarse POS with the original word's. Prints a table; writes JSON with --json.
 
-    python benchmarks/pos_agreement.py --mlm PATH --data .../SST-2/dev.tsv --limit 500
+    python -m benchmarks.pos_agreement --mlm PATH --data .../SST-2/dev.tsv --limit 500
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import platform
 import time
 from pathlib import Path
 
+from benchmarks.paths import shared_assets
 from kdaug.files import write_text_atomic
 
 
@@ -52,7 +53,7 @@ def agreement(aug, records, variants) -> tuple[int, int, dict[str, list[int]]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    assets = Path(os.environ.get("KDAUG_SHARED_ASSETS", "../shared/assets"))
+    assets = shared_assets()
     ap.add_argument("--mlm", default=str(assets / "mlm-minilm-adapted"))
     ap.add_argument("--data", default=str(assets / "glue" / "SST-2" / "dev.tsv"))
     ap.add_argument("--limit", type=int, default=500)

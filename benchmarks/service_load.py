@@ -6,8 +6,8 @@ one-sentence requests to each (interleaved, so background load hits both alike) 
 throughput and p50 / p99 latency as a markdown table, with the on/off ratio and the p99 at 16
 clients against the latency target (250 ms).
 
-    python benchmarks/service_load.py --mlm PATH --requests 2000 --concurrency 1 16 64
-    python benchmarks/service_load.py --mode fast --torch-threads 2
+    python -m benchmarks.service_load --mlm PATH --requests 2000 --concurrency 1 16 64
+    python -m benchmarks.service_load --mode fast --torch-threads 2
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.paths import REPO, shared_assets
 from kdaug.files import write_text_atomic
 from kdaug.machine import available_cores
 
-REPO = Path(__file__).resolve().parents[1]
 FALLBACK_SENTENCES = [
     "the film is a charming and often affecting journey",
     "a gripping story told with real warmth and wit",
@@ -46,9 +46,8 @@ FALLBACK_SENTENCES = [
 ]
 
 
-def shared_assets() -> Path | None:
-    env = os.environ.get("KDAUG_SHARED_ASSETS")
-    path = Path(env) if env else REPO.parent / "shared" / "assets"
+def assets_dir() -> Path | None:
+    path = shared_assets()
     return path if path.is_dir() else None
 
 
@@ -169,7 +168,7 @@ def table(results: list[dict], target_ms: float) -> str:
 
 
 def main() -> int:
-    assets = shared_assets()
+    assets = assets_dir()
     default_mlm = str(assets / "mlm-minilm-adapted") if assets else "default"
     default_data = assets / "glue" / "SST-2" / "dev.tsv" if assets else None
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

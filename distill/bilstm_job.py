@@ -34,10 +34,9 @@ from distill.config import DistillConfig
 from distill.data import BatchStream, ExampleSource
 from distill.evaluate import evaluate, time_forward
 from distill.logits_cache import LogitsCache, find_cache, teacher_fingerprint, write_cache
-from distill.models import count_parameters, load_teacher, save_model
-from distill.report import plot_curves, write_metrics
+from distill.models import count_parameters, load_teacher
 from distill.runtime import Runtime, main_only, setup_runtime, teardown_runtime
-from distill.stages import run_rejects, streams, train_stage
+from distill.stages import Job
 from kdaug.vectors import WordVectors
 
 log = logging.getLogger(__name__)
@@ -168,43 +167,36 @@ def distill_bilstm(
         raise BiLSTMError(f"--student {STUDENT}: the cosine loss needs a transformer student")
     vectors = load_vectors(cfg.bilstm.embeddings)  # a missing file fails before any work
     rt = setup_runtime(cfg.device, cfg.precision)
-    rejects = run_rejects(out)
+    job = Job(cfg, rt, out, resume)
     try:
         spec = cfg.spec
         seed_everything(cfg.seed)
         teacher, teacher_tok = load_teacher(teacher_dir, spec)
         teacher.to(rt.device)
         cache, forwards = teacher_logits(rt, cfg, teacher, teacher_tok, teacher_dir, train)
-        _, teacher_dev_streams = streams(cfg, teacher_tok, None, evals, 1, rejects)
-        teacher_dev = main_only(
-            rt, lambda: evaluate(teacher, teacher_dev_streams, spec, rt.device, rt.autocast)
-        )
+        _, teacher_dev_streams = job.streams(teacher_tok, None, evals, 1)
+        teacher_dev = job.evaluate(teacher, teacher_dev_streams)
         student, tokenizer, summary = build_bilstm(
             cfg, train, cfg.seed, vectors, (teacher, teacher_tok)
         )
         student.to(rt.device)
-        stream, dev = streams(cfg, tokenizer, train, evals, cfg.prediction.batch_size, rejects)
+        stream, dev = job.streams(tokenizer, train, evals, cfg.prediction.batch_size)
         stream = stream.with_logits(cache)
         w = cfg.weights
         objective = LogitObjective(
             student, cfg.bilstm.loss, w.soft, w.hard, cfg.temperature, spec.is_regression
         )
-        state, record = train_stage(
+        state, record = job.train(
             "prediction",
-            cfg,
             objective,
             student,
             tokenizer,
             stream,
-            rt,
-            out,
             teacher=lambda batch: {"logits": batch.teacher_logits},
             dev=dev,
-            resume=resume,
+            final=True,
         )
         record["teacher_forwards"] = forwards
-        if not dev:
-            main_only(rt, lambda: save_model(student, tokenizer, out / "best"))
 
         def finish() -> dict[str, Any]:
             best, best_tok = load_bilstm(out / "best", spec)
@@ -232,9 +224,7 @@ def distill_bilstm(
                 ),
                 "stages": {"prediction": record},
             }
-            write_metrics(out, metrics)
-            plot_curves(out / "curves.png", {"prediction": state.history}, spec.primary)
-            return metrics
+            return job.report(metrics, {"prediction": state.history})
 
         return main_only(rt, finish)
     finally:

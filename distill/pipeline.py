@@ -22,7 +22,6 @@ from distill.models import (
     layer_map,
     load_classifier,
     load_teacher,
-    save_model,
 )
 from distill.objectives import (
     IntermediateObjective,
@@ -30,9 +29,8 @@ from distill.objectives import (
     SupervisedObjective,
     TeacherTargets,
 )
-from distill.report import plot_curves, write_metrics
-from distill.runtime import Runtime, main_only, setup_runtime, teardown_runtime
-from distill.stages import run_rejects, streams, train_stage
+from distill.runtime import main_only, setup_runtime, teardown_runtime
+from distill.stages import Job, streams
 
 log = logging.getLogger(__name__)
 
@@ -48,42 +46,25 @@ def finetune_teacher(
 ) -> dict[str, Any]:
     """Fine-tune a BERT-family encoder on the task; the best dev model goes to out/best."""
     rt = setup_runtime(cfg.device, cfg.precision)
-    rejects = run_rejects(out)
+    job = Job(cfg, rt, out, resume)
     try:
         seed_everything(cfg.seed)
         net, tokenizer = load_classifier(model, cfg.spec)
         net.to(rt.device)
-        train_stream, dev = streams(cfg, tokenizer, train, evals, cfg.finetune.batch_size, rejects)
+        train_stream, dev = job.streams(tokenizer, train, evals, cfg.finetune.batch_size)
         objective = SupervisedObjective(net, cfg.spec.is_regression)
-        state, record = train_stage(
-            "finetune",
-            cfg,
-            objective,
-            net,
-            tokenizer,
-            train_stream,
-            rt,
-            out,
-            dev=dev,
-            resume=resume,
+        state, record = job.train(
+            "finetune", objective, net, tokenizer, train_stream, dev=dev, final=True
         )
-
-        def finish() -> dict[str, Any]:
-            if not dev:
-                save_model(net, tokenizer, out / "best")
-            metrics = {
-                "task": cfg.spec.name,
-                "base_model": model,
-                "dev": state.best_dev or state.dev,  # the model in best/
-                "last_dev": state.dev,
-                "parameters": count_parameters(net),
-                "stages": {"finetune": record},
-            }
-            write_metrics(out, metrics)
-            plot_curves(out / "curves.png", {"finetune": state.history}, cfg.spec.primary)
-            return metrics
-
-        return main_only(rt, finish)
+        metrics = {
+            "task": cfg.spec.name,
+            "base_model": model,
+            "dev": state.best_dev or state.dev,  # the model in best/
+            "last_dev": state.dev,
+            "parameters": count_parameters(net),
+            "stages": {"finetune": record},
+        }
+        return main_only(rt, lambda: job.report(metrics, {"finetune": state.history}))
     finally:
         teardown_runtime(rt)
 
@@ -107,34 +88,17 @@ def distill(
         return distill_bilstm(cfg, trained_dir(teacher_dir), train, evals, out, resume)
     rt = setup_runtime(cfg.device, cfg.precision)
     try:
-        return _distill(
-            rt,
-            cfg,
-            trained_dir(teacher_dir),
-            student_spec,
-            train,
-            evals,
-            out,
-            stages or "both",
-            resume,
-        )
+        job = Job(cfg, rt, out, resume)
+        return _distill(job, trained_dir(teacher_dir), student_spec, train, evals, stages or "both")
     finally:
         teardown_runtime(rt)
 
 
 def _distill(
-    rt: Runtime,
-    cfg: DistillConfig,
-    teacher_dir: str,
-    student_spec: str,
-    train: str,
-    evals: list[str],
-    out: Path,
-    stages: str,
-    resume: bool,
+    job: Job, teacher_dir: str, student_spec: str, train: str, evals: list[str], stages: str
 ) -> dict[str, Any]:
+    cfg, rt, out, resume = job.cfg, job.rt, job.out, job.resume
     spec = cfg.spec
-    rejects = run_rejects(out)
     seed_everything(cfg.seed)
     teacher, tokenizer = load_teacher(teacher_dir, spec)
     student = build_student(trained_dir(student_spec), teacher, tokenizer, spec)
@@ -144,15 +108,15 @@ def _distill(
     g = layer_map(m, n, cfg.layer_map)
     histories: dict[str, list[dict[str, Any]]] = {}
     records: dict[str, dict[str, Any]] = {}
-    _, dev = streams(cfg, tokenizer, None, evals, 1, rejects)
-    teacher_dev = main_only(rt, lambda: evaluate(teacher, dev, spec, rt.device, rt.autocast))
+    _, dev = job.streams(tokenizer, None, evals, 1)
+    teacher_dev = job.evaluate(teacher, dev)
 
     if stages in ("intermediate", "both"):
         done = out / "intermediate"
         if resume and (done / "config.json").is_file():
             student.load_state_dict(type(student).from_pretrained(done).state_dict())
         else:
-            stream, _ = streams(cfg, tokenizer, train, [], cfg.intermediate.batch_size, rejects)
+            stream, _ = job.streams(tokenizer, train, [], cfg.intermediate.batch_size)
             w = cfg.weights
             objective = IntermediateObjective(student, teacher.config.hidden_size, w, m)
             targets = TeacherTargets(
@@ -161,28 +125,23 @@ def _distill(
                 attention=[x - 1 for x in g] if w.attention else None,
                 autocast=rt.autocast,
             )
-            state, records["intermediate"] = train_stage(
+            state, records["intermediate"] = job.train(
                 "intermediate",
-                cfg,
                 objective,
                 student,
                 tokenizer,
                 stream,
-                rt,
-                out,
                 teacher=targets,
-                resume=resume,
+                final=stages == "intermediate",
             )
             for capture in (objective.scores, targets.scores):
                 if capture is not None:
                     capture.remove()
             histories["intermediate"] = state.history
-            main_only(rt, lambda: save_model(student, tokenizer, done))
-            if stages == "intermediate":
-                main_only(rt, lambda: save_model(student, tokenizer, out / "best"))
+            job.save(student, tokenizer, done.name)
 
     if stages in ("prediction", "both"):
-        stream, _ = streams(cfg, tokenizer, train, [], cfg.prediction.batch_size, rejects)
+        stream, _ = job.streams(tokenizer, train, [], cfg.prediction.batch_size)
         if not cfg.weights.cosine and stream is not None:
             cache = find_cache(stream.source, teacher_fingerprint(teacher_dir, cfg.seq_len))
             if cache is not None:
@@ -192,23 +151,18 @@ def _distill(
             teacher, hidden=[n] if cfg.weights.cosine else None, autocast=rt.autocast
         )
         objective = PredictionObjective(student, cfg.weights, cfg.temperature, spec.is_regression)
-        state, records["prediction"] = train_stage(
+        state, records["prediction"] = job.train(
             "prediction",
-            cfg,
             objective,
             student,
             tokenizer,
             stream,
-            rt,
-            out,
             teacher=targets,
             dev=dev,
-            resume=resume,
+            final=True,
         )
         records["prediction"]["teacher_forwards"] = targets.forwards
         histories["prediction"] = state.history
-        if not dev:
-            main_only(rt, lambda: save_model(student, tokenizer, out / "best"))
 
     def finish() -> dict[str, Any]:
         best = type(student).from_pretrained(out / "best").to(rt.device)
@@ -236,9 +190,7 @@ def _distill(
             "inference": speed,
             "stages": records,
         }
-        write_metrics(out, metrics)
-        plot_curves(out / "curves.png", histories, spec.primary)
-        return metrics
+        return job.report(metrics, histories)
 
     return main_only(rt, finish)
 

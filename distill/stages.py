@@ -1,15 +1,24 @@
 """What every training job shares (the transformer pipeline and the BiLSTM job alike): the
-task's batch streams of a training file and dev files, and one timed training stage."""
+task's batch streams of a training file and dev files, and a Job that runs timed stages,
+evaluates, saves and reports into one output directory."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from distill.config import DistillConfig
 from distill.data import BatchStream, ExampleSource, RejectLog
-from distill.trainer import StageTrainer
+from distill.evaluate import evaluate
+from distill.models import save_model
+from distill.report import plot_curves, write_metrics
+from distill.runtime import Runtime, main_only
+from distill.trainer import StageState, StageTrainer
 
 
 def streams(
@@ -46,19 +55,78 @@ def streams(
     return train_stream, dev
 
 
-def train_stage(name: str, *args: Any, resume: bool, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-    """`StageTrainer(name, *args, **kwargs).train(resume)`: its state and its metrics record."""
-    t0 = time.perf_counter()
-    state = StageTrainer(name, *args, **kwargs).train(resume)
-    wall = time.perf_counter() - t0
-    record = {
-        "steps": state.step,
-        "seconds": round(wall, 1),
-        "train_seconds": round(state.seconds, 1),
-    }
-    return state, record
+@dataclass
+class Job:
+    """What the stages of one training job share: its settings, runtime, output directory and
+    RejectLog (rejected rows go to out/rejects.jsonl, once per run)."""
 
+    cfg: DistillConfig
+    rt: Runtime
+    out: Path
+    resume: bool = False
+    rejects: RejectLog = field(init=False)
 
-def run_rejects(out: Path) -> RejectLog:
-    """The RejectLog of a run writing into `out`: rejected rows go to out/rejects.jsonl."""
-    return RejectLog(Path(out) / "rejects.jsonl")
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.rejects = RejectLog(self.out / "rejects.jsonl")
+
+    def streams(
+        self, tokenizer: Any, train: str | None, evals: list[str], batch_size: int
+    ) -> tuple[BatchStream | None, dict[str, BatchStream]]:
+        """`streams` of this job, its rejects logged."""
+        return streams(self.cfg, tokenizer, train, evals, batch_size, self.rejects)
+
+    def evaluate(self, model: nn.Module, dev: dict[str, BatchStream]) -> dict[str, Any]:
+        """The task's metrics of `model` on the dev streams, computed on the main process."""
+        rt = self.rt
+        return main_only(rt, lambda: evaluate(model, dev, self.cfg.spec, rt.device, rt.autocast))
+
+    def train(
+        self,
+        name: str,
+        objective: nn.Module,
+        model: nn.Module,
+        tokenizer: Any,
+        stream: BatchStream,
+        *,
+        teacher: Callable[[Any], dict[str, Any]] | None = None,
+        dev: dict[str, BatchStream] | None = None,
+        final: bool = False,
+    ) -> tuple[StageState, dict[str, Any]]:
+        """Run (or resume) stage `name`: its state and its metrics record (steps, seconds). The
+        final stage leaves out/best: its best dev model, or without dev files its last one."""
+        t0 = time.perf_counter()
+        trainer = StageTrainer(
+            name,
+            self.cfg,
+            objective,
+            model,
+            tokenizer,
+            stream,
+            self.rt,
+            self.out,
+            teacher=teacher,
+            dev=dev,
+        )
+        state = trainer.train(self.resume)
+        wall = time.perf_counter() - t0
+        record = {
+            "steps": state.step,
+            "seconds": round(wall, 1),
+            "train_seconds": round(state.seconds, 1),
+        }
+        if final and not dev:
+            self.save(model, tokenizer, "best")
+        return state, record
+
+    def save(self, model: nn.Module, tokenizer: Any, name: str) -> None:
+        """Save `model` and `tokenizer` to out/`name` from the main process."""
+        main_only(self.rt, lambda: save_model(model, tokenizer, self.out / name))
+
+    def report(
+        self, metrics: dict[str, Any], histories: dict[str, list[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """Write metrics.json and curves.png; returns `metrics`."""
+        write_metrics(self.out, metrics)
+        plot_curves(self.out / "curves.png", histories, self.cfg.spec.primary)
+        return metrics

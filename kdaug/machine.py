@@ -7,6 +7,9 @@ import math
 import os
 from pathlib import Path
 
+# The device settings every command accepts (validated by kdaug.settings.device_name).
+DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps"
+
 CGROUP = Path("/sys/fs/cgroup")
 
 

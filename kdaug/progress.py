@@ -73,7 +73,7 @@ class LogProgress:
         disable: bool = False,
     ) -> None:
         self.total, self.n, self.initial = total, initial, initial
-        self.desc, self.unit = desc, unit.strip() or "it"
+        self.desc, self.unit = desc, unit
         self.stream = stream
         self.interval = _interval() if interval is None else interval
         self.clock, self.disable = clock, disable
@@ -112,18 +112,17 @@ class LogProgress:
     def _line(self, now: float, final: bool = False) -> str:
         elapsed = max(now - self.start, 0.0)
         done = self.n - self.initial
+        unit = self.unit.strip() or "it"
         rate = done / elapsed if elapsed > 0 else None
         count = _number(self.n)
         if self.total:
-            count += f"/{_number(self.total)} {self.unit} ({100 * self.n / self.total:.0f}%)"
+            count += f"/{_number(self.total)} {unit} ({100 * self.n / self.total:.0f}%)"
         else:
-            count += f" {self.unit}"
+            count += f" {unit}"
         parts = [f"{self.desc}: " if self.desc else "", "done " if final else "", count]
         stats = []
         if rate is not None:
-            stats.append(
-                f"{rate:,.1f} {self.unit}/s" if rate < 100 else f"{rate:,.0f} {self.unit}/s"
-            )
+            stats.append(f"{rate:,.1f} {unit}/s" if rate < 100 else f"{rate:,.0f} {unit}/s")
         stats.append(f"elapsed {_clock_text(elapsed)}")
         if not final and self.total and rate:
             stats.append(f"ETA {_clock_text(max(self.total - self.n, 0) / rate)}")
@@ -140,38 +139,26 @@ class LogProgress:
         self.lines += 1
 
 
-def progress(
-    total: float | None = None,
-    *,
-    initial: float = 0,
-    desc: str = "",
-    unit: str = "it",
-    stream: TextIO | None = None,
-    interval: float | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    disable: bool = False,
-) -> Any:
-    """A progress reporter for `stream` (default stderr): a tqdm bar when it is a terminal (or a
-    notebook's widget), else a LogProgress. Both have update(n), set_postfix(**kw) and close()."""
-    out = stream if stream is not None else sys.stderr
-    if not disable and (_isatty(out) or (stream is None and _in_notebook())):
-        if stream is None and _in_notebook():
+def progress(total: float | None = None, **options: Any) -> Any:
+    """A progress reporter for `stream` (default stderr), with LogProgress's keywords: a tqdm
+    bar when it is a terminal (or a notebook's widget), else a LogProgress. Both have
+    update(n), set_postfix(**kw) and close()."""
+    log = LogProgress(total, **options)
+    out = log.stream if log.stream is not None else sys.stderr
+    if not log.disable and (_isatty(out) or (log.stream is None and _in_notebook())):
+        if log.stream is None and _in_notebook():
             from tqdm.auto import tqdm
         else:
             from tqdm import tqdm
         return tqdm(
-            total=total, initial=initial, desc=desc, unit=unit, file=out, dynamic_ncols=True
+            total=total,
+            initial=log.initial,
+            desc=log.desc,
+            unit=log.unit,
+            file=out,
+            dynamic_ncols=True,
         )
-    return LogProgress(
-        total,
-        initial=initial,
-        desc=desc,
-        unit=unit,
-        stream=stream,
-        interval=interval,
-        clock=clock,
-        disable=disable,
-    )
+    return log
 
 
 def track(iterable: Iterable[T], total: float | None = None, **kwargs: Any) -> Iterator[T]:

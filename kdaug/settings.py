@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, Field
 
 from kdaug.errors import KdaugError
+from kdaug.machine import DEVICE_HELP
 
 
 class ConfigError(KdaugError, ValueError):
@@ -176,7 +177,7 @@ def device_name(device: str) -> str:
     d = device.strip().lower()
     if d in ("auto", "cpu", "cuda", "mps") or (d.startswith("cuda:") and d[5:].isdigit()):
         return d
-    raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, not {device!r}")
+    raise ValueError(f"device must be {DEVICE_HELP}, not {device!r}")
 
 
 # The device field of every config: `device: Device = "auto"`.

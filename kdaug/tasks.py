@@ -54,6 +54,12 @@ class Task:
         return bool(self.text_b)
 
     @property
+    def hub_columns(self) -> tuple[str, str | None]:
+        """The text columns (text_a, text_b or None) of the task's GLUE config on the Hugging
+        Face hub: the last name of each column setting."""
+        return self.text_a[-1], self.text_b[-1] if self.text_b else None
+
+    @property
     def accepted_labels(self) -> tuple[str, ...] | None:
         """The label values a reader accepts: the GLUE files' strings, the label names and the
         class indices of `datasets` (None: a regression score in `score_range`)."""

@@ -4,8 +4,10 @@ that the pages work without a network; the assets come with the fastapi-offline 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -55,26 +57,41 @@ def add_docs(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc") -
         return
     app.mount(ASSETS_URL, StaticFiles(directory=folder), name="docs-assets")
 
-    @app.get(docs_url, include_in_schema=False)
-    async def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        return get_swagger_ui_html(
-            openapi_url=root + spec_url,
-            title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
-            # no badge from the online validator: it would send the schema out
-            swagger_ui_parameters={"validatorUrl": None},
-        )
+    def page(
+        url: str,
+        name: str,
+        render: Callable[..., HTMLResponse],
+        assets: dict[str, str],
+        **options: Any,
+    ) -> None:
+        """Serve `render`'s page at `url`, titled `name`; `assets`: its keyword -> asset file."""
 
-    @app.get(redoc_url, include_in_schema=False)
-    async def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        return get_redoc_html(
-            openapi_url=root + spec_url,
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
-            with_google_fonts=False,
-        )
+        @app.get(url, include_in_schema=False, name=name.lower().replace(" ", "_"))
+        async def docs_page(request: Request) -> HTMLResponse:
+            root = request.scope.get("root_path", "")
+            return render(
+                openapi_url=root + spec_url,
+                title=f"{app.title} - {name}",
+                **{key: f"{root}{ASSETS_URL}/{file}" for key, file in assets.items()},
+                **options,
+            )
+
+    page(
+        docs_url,
+        "Swagger UI",
+        get_swagger_ui_html,
+        {
+            "swagger_js_url": "swagger-ui-bundle.js",
+            "swagger_css_url": "swagger-ui.css",
+            "swagger_favicon_url": "favicon.png",
+        },
+        # no badge from the online validator: it would send the schema out
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+    page(
+        redoc_url,
+        "ReDoc",
+        get_redoc_html,
+        {"redoc_js_url": "redoc.standalone.js", "redoc_favicon_url": "favicon.png"},
+        with_google_fonts=False,
+    )

@@ -10,6 +10,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kdaug.machine import available_cores
+from kdaug.settings import Device
 
 
 class ServiceSettings(BaseSettings):
@@ -21,7 +22,7 @@ class ServiceSettings(BaseSettings):
     mlm: str = Field("default", description="masked-LM name or path, 'default', or 'none'")
     vectors: str = Field("glove-6b-50d", description="word vectors (see AugmentConfig.vectors)")
     tagger: str = Field("en_core_web_sm", description="spaCy pipeline name or path")
-    device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    device: Device = "auto"
     mode: Literal["exact", "fast"] = Field(
         "exact", description="augmenter mode (see AugmentConfig.mode)"
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,30 +26,44 @@ def shared_assets() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_mlm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random BertForMaskedLM with the real uncased 30,522-piece WordPiece vocabulary,
-    saved with save_pretrained so that tests load it through the same code path as real models."""
+def _save_tiny_bert(
+    out: Path, architecture: str = "BertForSequenceClassification", seed: int = 0, **config: Any
+) -> Path:
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+    import transformers
 
     from kdaug.resolve import packaged_minilm_path
 
-    out = tmp_path_factory.mktemp("tiny-mlm")
-    tok = AutoTokenizer.from_pretrained(packaged_minilm_path())
-    cfg = BertConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    torch.manual_seed(0)
-    model = BertForMaskedLM(cfg)
-    model.save_pretrained(out)
+    tok = transformers.AutoTokenizer.from_pretrained(packaged_minilm_path())
+    settings = {
+        "vocab_size": len(tok),
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 128,
+        **config,
+    }
+    torch.manual_seed(seed)
+    getattr(transformers, architecture)(transformers.BertConfig(**settings)).save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def save_tiny_bert() -> Callable[..., Path]:
+    """save_tiny_bert(out, architecture="BertForSequenceClassification", seed=0, **config) ->
+    `out`: a tiny random BERT (2 layers of width 32; BertConfig settings in `config`) with the
+    real uncased 30,522-piece WordPiece vocabulary, saved with save_pretrained so that tests load
+    it through the same code path as real models."""
+    return _save_tiny_bert
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BertForMaskedLM (see save_tiny_bert)."""
+    out = tmp_path_factory.mktemp("tiny-mlm")
+    return _save_tiny_bert(out, "BertForMaskedLM", max_position_embeddings=512)
 
 
 @pytest.fixture(scope="session")

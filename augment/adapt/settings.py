@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kdaug.errors import KdaugError
+from kdaug.settings import device_name
 
 # Hyperparameters that change the trained weights; a checkpoint resumes only when they match.
 TRAINING_KEYS = (
@@ -69,6 +70,10 @@ class AdaptSettings:
             raise SettingsError("--minutes and --steps must be positive")
         if not 0 < self.mlm_probability < 1 or not 0 <= self.label_dropout < 1:
             raise SettingsError("--mlm-probability must be in (0, 1) and --label-dropout in [0, 1)")
+        try:
+            self.device = device_name(self.device)
+        except ValueError as exc:
+            raise SettingsError(f"--device: {exc}") from None
         if self.batch_size < 1 or self.max_length < 8 or self.checkpoint_every < 1:
             raise SettingsError(
                 "--batch-size and --checkpoint-every must be >= 1, --max-length >= 8"

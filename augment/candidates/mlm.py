@@ -9,7 +9,7 @@ several non-adjacent words per copy (at most `mask_rate` of its tokens), each co
 `fast_max_length` window around its masks, and on CPU the model's linear layers run in int8
 with activation scales calibrated once per model and settings (`quant.py`: cached on disk and
 shipped to worker processes). Its quality cost against exact mode is measured by
-`benchmarks/augment_speed.py`.
+`benchmarks.augment_speed`.
 
 In both modes identical copies (repeated texts, as MNLI premises and QQP questions are) are
 computed once per batch, and recent copies are answered from an LRU cache across batches.

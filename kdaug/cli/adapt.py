@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kdaug.machine import DEVICE_HELP
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -55,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 50)")
     p.add_argument("--seed", type=int, help="seed for split, order and masking (default 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--no-resume", action="store_true", help="ignore a checkpoint in the output")
     p.add_argument("--force", action="store_true", help="retrain even if the output is up to date")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from kdaug.machine import DEVICE_HELP
+
 SAMPLE_N = 5  # variants `kdaug sample` prints unless --n says otherwise
 # Flags that map one-to-one onto AugmentConfig fields; each help ends with the config's default.
 CONFIG_FLAGS: dict[str, dict[str, Any]] = {
@@ -26,7 +28,7 @@ CONFIG_FLAGS: dict[str, dict[str, Any]] = {
     "pos_filter": {"choices": ["hybrid", "lexicon", "retag", "none"], "help": "POS agreement"},
     "fields": {"choices": ["a", "b", "both"], "help": "fields of pairs to augment"},
     "batch_size": {"type": int, "help": "records per augmenter batch"},
-    "device": {"help": "auto, cpu, cuda or cuda:N"},
+    "device": {"help": DEVICE_HELP},
 }
 
 

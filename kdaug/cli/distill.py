@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kdaug.machine import DEVICE_HELP
+
 STAGE_FLAGS = ("epochs", "max_steps", "batch_size", "grad_accum", "lr")
 BILSTM_FLAGS = {  # flag dest -> BiLSTMSettings field
     "lstm_hidden": "hidden_size",
@@ -28,7 +30,7 @@ def _common(p: argparse.ArgumentParser, train: bool = True) -> None:
     p.add_argument(
         "--max-length", type=int, help="tokens per example (default 64 single, 128 pairs)"
     )
-    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--device", help=f"{DEVICE_HELP} (default auto)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="CUDA autocast")
     p.add_argument("--text-a", help="custom task: first text column")
     p.add_argument("--text-b", help="custom task: second text column")

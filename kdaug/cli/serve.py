@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kdaug.errors import KdaugError
+from kdaug.machine import DEVICE_HELP
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mlm", help="masked-LM name or path, 'default' or 'none' (KDAUG_MLM)")
     p.add_argument("--vectors", help="word vectors, or 'none' (KDAUG_VECTORS)")
     p.add_argument("--tagger", help="spaCy pipeline (KDAUG_TAGGER)")
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (KDAUG_DEVICE)")
+    p.add_argument("--device", help=f"{DEVICE_HELP} (KDAUG_DEVICE)")
     p.add_argument("--config", type=Path, dest="augment_config", help="YAML of augment settings")
     p.add_argument(
         "--no-micro-batching",

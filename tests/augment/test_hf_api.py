@@ -15,16 +15,8 @@ from augment import AugmentConfig, VariantExpander, augment_dataset
 from augment.hf import dataset_columns
 from kdaug.cli import main
 from kdaug.errors import InputError
+from tests.augment.build.support import CLI_SETTINGS, SENTENCES, SETTINGS
 
-SENTENCES = [
-    "the film is a charming and often moving story about a family",
-    "a dull script and tired acting make this movie hard to watch",
-    "the director finds real beauty in quiet moments",
-    "she gives a warm performance as the lonely teacher",
-    "the story wanders and the jokes fall flat",
-]
-SETTINGS = {"mlm": "none", "n": 3, "pos_filter": "lexicon", "device": "cpu"}
-CLI = ["--mlm", "none", "--n", "3", "--pos-filter", "lexicon", "--device", "cpu"]
 LABELS = datasets.ClassLabel(names=["negative", "positive"])
 
 
@@ -42,7 +34,16 @@ def cli_build(ds: datasets.Dataset, tmp_path: Path, *flags: str) -> list[dict]:
     """The shard rows `kdaug augment` writes for `ds` (saved to disk)."""
     ds.save_to_disk(str(tmp_path / "ds"))
     out = tmp_path / "out"
-    argv = ["augment", str(tmp_path / "ds"), "-o", str(out), "--task", "sst2", *CLI, *flags]
+    argv = [
+        "augment",
+        str(tmp_path / "ds"),
+        "-o",
+        str(out),
+        "--task",
+        "sst2",
+        *CLI_SETTINGS,
+        *flags,
+    ]
     assert main(argv) == 0
     return pq.read_table(sorted((out / "data").glob("*.parquet"))).to_pylist()
 

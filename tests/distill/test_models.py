@@ -49,24 +49,10 @@ def test_teacher_layers_student_copies_every_kth_layer(tiny_teacher: Path) -> No
 
 
 @pytest.fixture(scope="module")
-def pretrained_encoder(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: str) -> Path:
+def pretrained_encoder(tmp_path_factory: pytest.TempPathFactory, save_tiny_bert) -> Path:
     """A tiny 4-layer BertModel (no head) with the teacher's vocabulary: a pre-trained encoder."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
     out = tmp_path_factory.mktemp("encoder")
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    cfg = BertConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(7)
-    BertModel(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return save_tiny_bert(out, "BertModel", seed=7, num_hidden_layers=4, num_attention_heads=4)
 
 
 def test_pretrained_layers_student_takes_every_kth_layer_of_the_encoder(

@@ -51,6 +51,20 @@ def test_reader_presets_and_label_sets_are_unchanged() -> None:
     assert GLUE_TASKS["stsb"].score_range == (0.0, 5.0)
 
 
+def test_hub_glue_columns_are_unchanged() -> None:
+    assert {n: t.hub_columns for n, t in GLUE_TASKS.items()} == {
+        "sst2": ("sentence", None),
+        "cola": ("sentence", None),
+        "mrpc": ("sentence1", "sentence2"),
+        "stsb": ("sentence1", "sentence2"),
+        "rte": ("sentence1", "sentence2"),
+        "wnli": ("sentence1", "sentence2"),
+        "qqp": ("question1", "question2"),
+        "mnli": ("premise", "hypothesis"),
+        "qnli": ("question", "sentence"),
+    }
+
+
 def test_shard_label_names_and_glue_label_text_are_unchanged() -> None:
     from augment.io.layout import LabelCodec, ShardLayout
 

@@ -7,10 +7,8 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,8 +16,8 @@ import pytest
 import yaml
 
 from service.settings import ServiceSettings
+from tests.service.support import REPO, free_port, spawn, wait_ready
 
-REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
 IMAGES = {"Dockerfile": "python:3.11-slim", "Dockerfile.gpu": "nvidia/cuda:"}
 SERVE = ["kdaug", "serve", "--host", "0.0.0.0", "--port", "8000"]
@@ -102,12 +100,6 @@ def test_dockerignore_keeps_local_state_out():
     assert {".git", ".venv"} <= set(ignored)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_entry_command_starts_the_app_and_the_health_check_passes(tiny_mlm_dir):
     steps = instructions(DOCKER / "Dockerfile")
     port = str(free_port())
@@ -119,26 +111,10 @@ def test_entry_command_starts_the_app_and_the_health_check_passes(tiny_mlm_dir):
         "KDAUG_DEVICE": "cpu",
         "KDAUG_LOG_FORMAT": "json",
     }
-    proc = subprocess.Popen(
-        [str(DOCKER / "entrypoint.sh"), *command],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = spawn([str(DOCKER / "entrypoint.sh"), *command], env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline, ready = time.monotonic() + 120, None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    ready = True
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        assert ready, f"not ready; exit code {proc.poll()}"
+        wait_ready(proc, url)
         assert httpx.get(f"{url}/healthz").json() == {"status": "alive"}
         check = json.loads(args_of(steps, "HEALTHCHECK")[0].split("CMD", 1)[1])
         check = [c.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for c in check]

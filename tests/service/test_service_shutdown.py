@@ -6,17 +6,16 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.service.support import REPO, free_port, spawn, wait_ready
+
 DRAIN_S = 2.0
 
 # `kdaug serve` itself, with an augmenter whose batches for texts starting with BLOCK never end
@@ -38,12 +37,6 @@ SCRIPT = textwrap.dedent(
     sys.exit(main(["serve", "--mlm", "none", "--device", "cpu", "--port", sys.argv[1]]))
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def lines_of(proc: subprocess.Popen) -> queue.Queue:
@@ -82,27 +75,11 @@ def test_sigterm_with_a_long_batch_running_exits_within_the_drain_deadline(tmp_p
         "KDAUG_LOG_LEVEL": "warning",
         "PYTHONPATH": str(REPO),
     }
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(port)],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = spawn([sys.executable, str(script), str(port)], env)
     url = f"http://127.0.0.1:{port}"
     try:
         lines = lines_of(proc)
-        deadline = time.monotonic() + 120
-        while True:  # ready: the models are loaded (reported by /readyz)
-            assert proc.poll() is None, "serve exited early"
-            assert time.monotonic() < deadline, "serve not ready within 120 s"
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        wait_ready(proc, url)
         answers: queue.Queue = queue.Queue()
 
         def ask() -> None:

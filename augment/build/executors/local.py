@@ -1,0 +1,255 @@
+"""Shards in this process or in a local process pool (one worker per visible GPU on a GPU node;
+on CPU, as many as the cores, memory and input size make worth it). Every executor takes an
+iterator of tasks, pulls a new one only when a worker is free (so few shards are in memory), and
+yields results as shards finish."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any
+
+from augment.build.executors.sizing import (
+    WorkerPlan,
+    available_memory,
+    min_rows_per_process,
+    plan_workers,
+)
+from augment.build.shard import Progress, ShardResult, ShardTask, load_augmenter, run_shard
+from augment.config import AugmentConfig
+from kdaug.errors import KdaugError
+from kdaug.machine import available_cores
+
+log = logging.getLogger(__name__)
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def local_devices(device: str, workers: int | None) -> list[str] | None:
+    """One device per worker: every visible GPU for auto/cuda (round-robin when `workers` exceeds
+    them), else `workers` CPU workers; None for CPU workers left to AutoExecutor."""
+    if device in ("auto", "cuda"):
+        import torch
+
+        from kdaug.resolve import resolve_device
+
+        if resolve_device(device) == "cuda":
+            count = torch.cuda.device_count()
+            return [f"cuda:{i % count}" for i in range(workers or count)]
+        device = "cpu"
+    if workers is None and device == "cpu":
+        return None
+    return [device] * (workers or 1)
+
+
+class AutoExecutor:
+    """`--workers auto` on CPU: reads ahead until it knows whether the work fills the pool that
+    the cores and memory allow (`plan_workers`), then runs it in this process (with every core as
+    torch threads) or in a ProcessExecutor. Logs its choice in one line; `plan` keeps it."""
+
+    def __init__(
+        self,
+        config: AugmentConfig,
+        *,
+        cores: int | None = None,
+        free_bytes: int | None = None,
+        min_rows: int | None = None,
+    ) -> None:
+        self.config = config
+        self.cores = cores
+        self.free_bytes = free_bytes
+        self.min_rows = min_rows
+        self.plan: WorkerPlan | None = None
+        self.inner: SerialExecutor | ProcessExecutor | None = None
+
+    def map_unordered(
+        self, tasks: Iterator[ShardTask], progress: Progress
+    ) -> Iterator[ShardResult]:
+        cores = self.cores or available_cores()
+        free = self.free_bytes if self.free_bytes is not None else available_memory()
+        most = plan_workers(self.config, cores, free).processes
+        need = self.min_rows or min_rows_per_process(self.config)
+        tasks = iter(tasks)
+        ahead: list[ShardTask] = []
+        rows, complete = 0, False
+        while most > 1 and (len(ahead) < most or rows < most * need):
+            task = next(tasks, None)
+            if task is None:
+                complete = True
+                break
+            ahead.append(task)
+            rows += len(task.rows)
+        if complete:
+            self.plan = plan_workers(self.config, cores, free, rows, len(ahead), need)
+        else:
+            self.plan = plan_workers(self.config, cores, free)
+        log.info(self.plan.describe())
+        if self.plan.processes == 1:
+            self.inner = SerialExecutor(self.config, threads=self.plan.threads)
+        else:
+            devices = [self.config.device] * self.plan.processes
+            self.inner = ProcessExecutor(self.config, devices, threads=self.plan.threads)
+        yield from self.inner.map_unordered(itertools.chain(ahead, tasks), progress)
+
+
+class SerialExecutor:
+    """Shards one after another in this process (one worker, or an Augmenter given by a caller);
+    `threads`: torch's CPU threads for the Augmenter it loads (default: torch's own choice)."""
+
+    def __init__(self, config: AugmentConfig, augmenter=None, threads: int | None = None) -> None:
+        self.config = config
+        self.augmenter = augmenter
+        self.threads = threads
+
+    def map_unordered(
+        self, tasks: Iterator[ShardTask], progress: Progress
+    ) -> Iterator[ShardResult]:
+        load_s = 0.0
+        for task in tasks:
+            if self.augmenter is None:
+                self.augmenter, load_s = load_augmenter(
+                    self.config.model_dump(), self.config.device, self.threads
+                )
+            result = run_shard(self.augmenter, task, progress)
+            result.load_seconds, load_s = load_s, 0.0
+            yield result
+
+
+# local process pool -----------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _watch_parent(ppid: int) -> None:
+    """Exit when the coordinator is gone (even SIGKILLed), so no orphan keeps writing shards."""
+    while os.getppid() == ppid:
+        time.sleep(0.2)
+    os._exit(1)
+
+
+def _init_worker(
+    config: dict[str, Any], devices, progress_q, threads: int, ppid: int, calibration=None
+) -> None:
+    threading.Thread(target=_watch_parent, args=(ppid,), daemon=True).start()
+    _WORKER["progress"] = progress_q
+    try:
+        from augment.candidates import quant
+
+        quant.receive(calibration)
+        _WORKER["aug"], _WORKER["load_s"] = load_augmenter(config, devices.get(), threads)
+    except Exception as exc:  # reported with the first task, as the error it is
+        _WORKER["error"] = exc
+        return
+    mlm = _WORKER["aug"].mlm
+    loaded = {
+        "pid": os.getpid(),
+        "seconds": round(_WORKER["load_s"], 3),
+        "threads": threads,
+        "int8": mlm.calibration if mlm is not None else None,
+    }
+    progress_q.put(("loaded", loaded))
+
+
+def _run_in_worker(task: ShardTask) -> ShardResult:
+    if "error" in _WORKER:
+        raise _WORKER["error"]
+    result = run_shard(_WORKER["aug"], task, _WORKER["progress"].put)
+    result.load_seconds, _WORKER["load_s"] = _WORKER["load_s"], 0.0
+    return result
+
+
+class ProcessExecutor:
+    """A spawn-context process pool, one process per entry of `devices`, each loading its own
+    models once (with `threads` torch threads on CPU; default: the cores shared out); shards go
+    to whichever worker is free. The int8 calibration of fast mode is done (or read from the
+    cache) here, once, and shipped to the workers. Each worker reports its load in
+    `worker_loads` (pid, seconds, threads, where its int8 ranges came from)."""
+
+    def __init__(
+        self, config: AugmentConfig, devices: list[str], threads: int | None = None
+    ) -> None:
+        self.config = config
+        self.devices = devices
+        self.threads = threads
+        self.worker_loads: list[dict[str, Any]] = []
+
+    def map_unordered(
+        self, tasks: Iterator[ShardTask], progress: Progress
+    ) -> Iterator[ShardResult]:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        device_q, progress_q = ctx.Queue(), ctx.Queue()
+        for d in self.devices:
+            device_q.put(d)
+        threads = self.threads or max(1, available_cores() // len(self.devices))
+        calibration = None
+        if all(d == "cpu" for d in self.devices):
+            from augment.candidates.mlm import int8_calibration_for_workers
+
+            calibration = int8_calibration_for_workers(
+                self.config.model_copy(update={"device": "cpu"})
+            )
+        drain = threading.Thread(
+            target=_drain, args=(progress_q, progress, self.worker_loads), daemon=True
+        )
+        drain.start()
+        # Workers inherit the environment: cap the BLAS / OpenMP pools they will start, so that
+        # N workers do not run N x cores spinning threads.
+        saved = {k: os.environ.get(k) for k in THREAD_VARS}
+        os.environ.update({k: str(threads) for k, v in saved.items() if v is None})
+        pool = ProcessPoolExecutor(
+            len(self.devices),
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(
+                self.config.model_dump(),
+                device_q,
+                progress_q,
+                threads,
+                os.getpid(),
+                calibration,
+            ),
+        )
+        try:
+            yield from _bounded(pool, tasks, len(self.devices) + 1)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            progress_q.put(None)
+            drain.join()
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+
+
+def _drain(q, progress: Progress, loads: list[dict[str, Any]]) -> None:
+    """Rows done (ints) go to `progress`; workers' load reports to `loads`."""
+    while (item := q.get()) is not None:
+        if isinstance(item, tuple):
+            loads.append(item[1])
+        else:
+            progress(item)
+
+
+def _bounded(pool: ProcessPoolExecutor, tasks: Iterator[ShardTask], limit: int):
+    from concurrent.futures.process import BrokenProcessPool
+
+    pending: set = set()
+    tasks = iter(tasks)
+    while True:
+        while len(pending) < limit and (task := next(tasks, None)) is not None:
+            pending.add(pool.submit(_run_in_worker, task))
+        if not pending:
+            return
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for f in done:
+            try:
+                result = f.result()
+            except BrokenProcessPool:
+                raise KdaugError(
+                    "a worker process died (out of memory?); re-run to resume"
+                ) from None
+            yield result

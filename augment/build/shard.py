@@ -1,0 +1,114 @@
+"""One shard: its task (rows and where to write), the worker's Augmenter, and running it into a
+Parquet file (and a rejects file) written atomically by ShardWriter."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from augment.config import AugmentConfig
+from augment.io.layout import ShardLayout
+from augment.io.writers import ShardWriter, write_rejects
+from augment.records import Record, Reject
+from kdaug.files import sha256_file
+
+Progress = Callable[[int], Any]
+
+
+@dataclass
+class ShardTask:
+    """One input shard: its rows (records and rejects, in input order) and where to write."""
+
+    index: int
+    first_row: int
+    rows: list[Record | Reject]
+    output: str
+    batch_size: int
+    layout: ShardLayout | None = None  # the build's shard columns (None: VARIANT_SCHEMA)
+
+
+@dataclass
+class ShardResult:
+    """What a worker reports once a shard's files are durable; the manifest entry."""
+
+    index: int
+    first_row: int
+    rows_in: int
+    records: int
+    rows_rejected: int
+    variants: int
+    file: str
+    sha256: str
+    rejects_file: str | None
+    rejects_sha256: str | None
+    seconds: float
+    stats: dict[str, int] = field(default_factory=dict)  # AugmentStats.to_entry()
+    versions: dict[str, Any] = field(default_factory=dict)
+    load_seconds: float = 0.0
+
+
+def shard_name(index: int) -> str:
+    return f"part-{index:05d}"
+
+
+def load_augmenter(config: dict[str, Any], device: str, threads: int | None):
+    """An Augmenter for one worker, and the seconds it took to load."""
+    t0 = time.perf_counter()
+    if threads and not device.startswith("cuda"):
+        import torch
+
+        torch.set_num_threads(threads)
+    from augment.augmenter import Augmenter
+
+    aug = Augmenter(AugmentConfig(**{**config, "device": device}))
+    return aug, time.perf_counter() - t0
+
+
+def run_shard(aug, task: ShardTask, report: Progress | None = None) -> ShardResult:
+    """Augment one shard and write its Parquet file (and its rejects) durably (worker side)."""
+    t0 = time.perf_counter()
+    out, name = Path(task.output), shard_name(task.index)
+    before = copy.deepcopy(aug.stats)
+    records = [r for r in task.rows if isinstance(r, Record)]
+    rejects = [r for r in task.rows if isinstance(r, Reject)]
+    rejects_file = rejects_sha = None
+    if rejects:
+        rejects_file = f"rejects/{name}.jsonl"
+        write_rejects(out / rejects_file, rejects)
+        rejects_sha = sha256_file(out / rejects_file)
+    writer = ShardWriter(out / "data" / f"{name}.parquet", layout=task.layout)
+    variants = 0
+    try:
+        for i in range(0, len(records), task.batch_size):
+            batch = records[i : i + task.batch_size]
+            # one write per record: row groups do not follow batches
+            for rec, vs in zip(batch, aug.augment(batch), strict=True):
+                writer.write(vs, rec.passthrough)
+                variants += len(vs)
+            if report:
+                report(len(batch))
+    except BaseException:
+        writer.abort()
+        raise
+    path = writer.close()
+    if report and rejects:
+        report(len(rejects))
+    return ShardResult(
+        index=task.index,
+        first_row=task.first_row,
+        rows_in=len(task.rows),
+        records=len(records),
+        rows_rejected=len(rejects),
+        variants=variants,
+        file=f"data/{name}.parquet",
+        sha256=sha256_file(path),
+        rejects_file=rejects_file,
+        rejects_sha256=rejects_sha,
+        seconds=round(time.perf_counter() - t0, 3),
+        stats=(aug.stats - before).to_entry(),
+        versions=aug.versions(),
+    )

@@ -1,0 +1,40 @@
+"""Helpers of the tests that run `kdaug serve` in a child process."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """`argv` running in the repository root, its stdout and stderr one stream of text lines."""
+    return subprocess.Popen(
+        argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 120) -> None:
+    """Wait until the server at `url` reports ready on /readyz (its models are loaded); fail
+    when `proc` exits first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, f"serve exited early (exit code {proc.returncode})"
+        assert time.monotonic() < deadline, f"serve not ready within {timeout:g} s"
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
