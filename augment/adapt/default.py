@@ -13,6 +13,9 @@ DEFAULT_CORPUS = "enwiki-sample-sentences.txt.gz"
 # for `make demo`. Longer runs keep improving (see docs/adapt-mlm.md).
 DEFAULT_MINUTES = 4.0
 DEFAULT_MAX_EVAL = 500
+# A created head learns from scratch: masking 30% of the tokens gives each encoder pass twice the
+# supervised positions of BERT's 15% (measured: SST-2 dev top-10 0.354 -> 0.368 at 190 steps).
+DEFAULT_MLM_PROBABILITY = 0.3
 
 
 def default_corpus_path() -> Path:
@@ -29,6 +32,7 @@ def default_settings(**overrides: object) -> AdaptSettings:
         "output": default_mlm_path(),
         "minutes": DEFAULT_MINUTES,
         "max_eval": DEFAULT_MAX_EVAL,
+        "mlm_probability": DEFAULT_MLM_PROBABILITY,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "corpus" in overrides and overrides["corpus"]:

@@ -21,6 +21,7 @@ TRAINING_KEYS = (
     "whole_word_mask",
     "label_dropout",
     "label_lr_scale",
+    "head_lr_scale",
     "seed",
 )
 
@@ -53,6 +54,7 @@ class AdaptSettings:
     whole_word_mask: bool = False
     label_dropout: float = 0.15
     label_lr_scale: float = 20.0
+    head_lr_scale: float = 10.0
     seed: int = 0
     checkpoint_every: int = 50
     device: str = "auto"

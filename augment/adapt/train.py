@@ -221,19 +221,34 @@ class MLMAdapter:
 
     def _param_groups(self) -> list[dict]:
         """Weight decay on matrices only; the label (token type) rows learn `label_lr_scale`
-        times faster, since a few minutes at the encoder's rate barely move them."""
+        times faster, since a few minutes at the encoder's rate barely move them, and a head
+        created here (its transform and output bias; the decoder is the tied input embeddings)
+        learns `head_lr_scale` times faster, since it starts from noise."""
         s = self.s
         label = (
             self.model.base_model.embeddings.token_type_embeddings.weight if self.labels else None
         )
-        named = [(n, p) for n, p in self.model.named_parameters() if p is not label]
-        groups = [
-            {"params": [p for _, p in named if p.ndim >= 2], "weight_decay": s.weight_decay},
-            {"params": [p for _, p in named if p.ndim < 2], "weight_decay": 0.0},
+        prefix = self.model.base_model_prefix + "."
+        new_head = self.head_created and s.head_lr_scale != 1.0
+        groups: dict[tuple[bool, bool], list] = {}
+        for name, p in self.model.named_parameters():
+            if p is label:
+                continue
+            key = (new_head and not name.startswith(prefix), p.ndim >= 2)
+            groups.setdefault(key, []).append(p)
+        out = [
+            {
+                "params": params,
+                "weight_decay": s.weight_decay if matrix else 0.0,
+                "lr": s.lr * (s.head_lr_scale if head else 1.0),
+            }
+            for (head, matrix), params in sorted(
+                groups.items(), key=lambda kv: (kv[0][0], not kv[0][1])
+            )
         ]
         if label is not None:
-            groups.append({"params": [label], "weight_decay": 0.0, "lr": s.lr * s.label_lr_scale})
-        return groups
+            out.append({"params": [label], "weight_decay": 0.0, "lr": s.lr * s.label_lr_scale})
+        return out
 
     def _budget_spent(self, st: dict) -> bool:
         s = self.s

@@ -55,6 +55,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         help="learning-rate multiplier of the label embeddings (default 20)",
     )
+    p.add_argument(
+        "--head-lr-scale",
+        type=float,
+        help="learning-rate multiplier of an MLM head created here (default 10)",
+    )
+    p.add_argument(
+        "--mlm-probability", type=float, help="share of tokens masked in training (default 0.15)"
+    )
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 50)")
     p.add_argument("--seed", type=int, help="seed for split, order and masking (default 0)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -84,6 +92,8 @@ def _settings(args: argparse.Namespace):
         "whole_word_mask": args.whole_word_mask or None,
         "label_dropout": args.label_dropout,
         "label_lr_scale": args.label_lr_scale,
+        "head_lr_scale": args.head_lr_scale,
+        "mlm_probability": args.mlm_probability,
         "checkpoint_every": args.checkpoint_every,
         "seed": args.seed,
         "device": args.device,

@@ -63,11 +63,16 @@ def test_end_to_end_writes_model_and_record(tiny_mlm_dir, text_corpus, tmp_path)
     assert again["cached"] is True
 
 
-def test_missing_head_is_created_and_tied(tiny_mlm_dir, text_corpus, tmp_path):
+def encoder_only(tiny_mlm_dir, tmp_path):
+    """The tiny model without its MLM head, as `minilm-packaged` ships."""
     base = tmp_path / "encoder"
-    cfg = BertConfig.from_pretrained(tiny_mlm_dir)
-    BertModel(cfg).save_pretrained(base)
+    BertModel(BertConfig.from_pretrained(tiny_mlm_dir)).save_pretrained(base)
     AutoTokenizer.from_pretrained(tiny_mlm_dir).save_pretrained(base)
+    return base
+
+
+def test_missing_head_is_created_and_tied(tiny_mlm_dir, text_corpus, tmp_path):
+    base = encoder_only(tiny_mlm_dir, tmp_path)
     out = tmp_path / "m"
     record = MLMAdapter(settings(base, text_corpus, out, steps=2)).run()
     assert record["head_created"] is True
@@ -75,6 +80,29 @@ def test_missing_head_is_created_and_tied(tiny_mlm_dir, text_corpus, tmp_path):
     decoder = model.cls.predictions.decoder.weight
     assert decoder.data_ptr() == model.bert.embeddings.word_embeddings.weight.data_ptr()
     assert model.config.tie_word_embeddings is True
+
+
+def test_created_head_learns_at_its_own_rate(tiny_mlm_dir, text_corpus, tmp_path):
+    base = encoder_only(tiny_mlm_dir, tmp_path)
+    adapter = MLMAdapter(settings(base, text_corpus, tmp_path / "m", head_lr_scale=10.0))
+    adapter.setup()
+    adapter.load_model()
+    groups = adapter._param_groups()
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    model = adapter.model
+    assert sorted(lr_of) == sorted(id(p) for p in model.parameters())  # each parameter once
+    head = [p for n, p in model.named_parameters() if n.startswith("cls.")]
+    assert head and all(lr_of[id(p)] == pytest.approx(2e-3) for p in head)
+    # The decoder is the tied input embedding matrix: it keeps the encoder's rate.
+    assert lr_of[id(model.cls.predictions.decoder.weight)] == pytest.approx(2e-4)
+    assert lr_of[id(model.bert.encoder.layer[0].attention.self.query.weight)] == 2e-4
+    # Scale 1 is one rate for all, in the two weight-decay groups of before.
+    plain = MLMAdapter(settings(base, text_corpus, tmp_path / "p", head_lr_scale=1.0))
+    plain.setup()
+    plain.load_model()
+    groups = plain._param_groups()
+    assert [g["weight_decay"] for g in groups] == [0.01, 0.0]
+    assert {g["lr"] for g in groups} == {2e-4}
 
 
 def test_resume_continues_exactly(tiny_mlm_dir, text_corpus, tmp_path):
