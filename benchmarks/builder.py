@@ -122,18 +122,15 @@ def workers_table(tmp: Path, pool: list, rows: int, mlm: str, modes: list[str]) 
         if mode == "fast":
             warm = write_input(tmp / "warm.tsv", 1, pool)
             run([str(warm), "-o", str(tmp / "warm"), *common, "--overwrite"], env)
-        outs, rows_of_mode = {}, []
-        for label, workers, extra in WORKER_ROWS:
-            outs[label] = tmp / f"mlm-{mode}-{label.replace(' ', '').replace(',', '-')}"
-            r = run(
-                [str(src), "-o", str(outs[label]), *common, "--workers", workers],
-                {**env, **extra},
-            )
+        outs, rows_of_mode = [], []
+        for i, (label, workers, extra) in enumerate(WORKER_ROWS):
+            outs.append(tmp / f"mlm-{mode}-{i}")
+            r = run([str(src), "-o", str(outs[i]), *common, "--workers", workers], {**env, **extra})
             rows_of_mode.append({"mode": mode, "workers": label, "rows": rows, **r})
-        auto = rows_of_mode[-1]
-        for r in rows_of_mode[:-1]:
+        auto = rows_of_mode[-1]  # the last row of WORKER_ROWS
+        for r, out in zip(rows_of_mode[:-1], outs[:-1], strict=True):
             r["auto_ratio"] = r["seconds"] / auto["seconds"]
-            r["identical"] = same_shards(outs[r["workers"]], outs["auto"])
+            r["identical"] = same_shards(out, outs[-1])
         results.extend(rows_of_mode)
     return results
 

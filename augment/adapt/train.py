@@ -229,23 +229,16 @@ class MLMAdapter:
             self.model.base_model.embeddings.token_type_embeddings.weight if self.labels else None
         )
         prefix = self.model.base_model_prefix + "."
-        new_head = self.head_created and s.head_lr_scale != 1.0
-        groups: dict[tuple[bool, bool], list] = {}
-        for name, p in self.model.named_parameters():
-            if p is label:
-                continue
-            key = (new_head and not name.startswith(prefix), p.ndim >= 2)
-            groups.setdefault(key, []).append(p)
-        out = [
-            {
-                "params": params,
-                "weight_decay": s.weight_decay if matrix else 0.0,
-                "lr": s.lr * (s.head_lr_scale if head else 1.0),
-            }
-            for (head, matrix), params in sorted(
-                groups.items(), key=lambda kv: (kv[0][0], not kv[0][1])
-            )
-        ]
+        scaled = self.head_created and s.head_lr_scale != 1.0
+        named = [(n, p) for n, p in self.model.named_parameters() if p is not label]
+        out = []
+        for head in (False, True):
+            mine = [p for n, p in named if (scaled and not n.startswith(prefix)) == head]
+            lr = s.lr * (s.head_lr_scale if head else 1.0)
+            for matrix, decay in ((True, s.weight_decay), (False, 0.0)):
+                params = [p for p in mine if (p.ndim >= 2) == matrix]
+                if params:
+                    out.append({"params": params, "weight_decay": decay, "lr": lr})
         if label is not None:
             out.append({"params": [label], "weight_decay": 0.0, "lr": s.lr * s.label_lr_scale})
         return out

@@ -61,7 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="learning-rate multiplier of an MLM head created here (default 10)",
     )
     p.add_argument(
-        "--mlm-probability", type=float, help="share of tokens masked in training (default 0.15)"
+        "--mlm-probability",
+        type=float,
+        help="share of tokens masked in training (default 0.15; 0.3 with --default)",
     )
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 50)")
     p.add_argument("--seed", type=int, help="seed for split, order and masking (default 0)")
