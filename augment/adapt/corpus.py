@@ -25,6 +25,7 @@ class Corpus:
 
     texts: list[str]
     labels: list[str] | None = None
+    sources: list[int] | None = None  # the corpus file (index) of each sentence
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -54,9 +55,18 @@ class Corpus:
         held, train = sorted(order[:n_held]), sorted(order[n_held:])
         return self._take(train), self._take(held)
 
+    def repeated(self, repeats: list[int]) -> Corpus:
+        """Each sentence of file k `repeats[k]` times: a mix of corpora with weights. Applied to
+        the training part after the split, so no held-out sentence is trained on."""
+        if self.sources is None:
+            raise CorpusError("the corpus does not record which file each sentence came from")
+        idx = [i for i, k in enumerate(self.sources) for _ in range(repeats[k])]
+        return self._take(idx)
+
     def _take(self, idx: list[int]) -> Corpus:
         labels = [self.labels[i] for i in idx] if self.labels is not None else None
-        return Corpus([self.texts[i] for i in idx], labels)
+        sources = [self.sources[i] for i in idx] if self.sources is not None else None
+        return Corpus([self.texts[i] for i in idx], labels, sources)
 
 
 def _read_text(path: Path) -> list[dict[str, str]]:
@@ -100,7 +110,8 @@ def read_corpus(
     """Read and concatenate corpus files; blank texts are dropped, labels are kept as strings."""
     texts: list[str] = []
     labels: list[str] | None = [] if label_column else None
-    for path in map(Path, paths):
+    sources: list[int] = []
+    for k, path in enumerate(map(Path, paths)):
         rows, plain = read_rows(path)
         if plain and label_column:
             raise CorpusError(
@@ -125,11 +136,12 @@ def read_corpus(
                     )
                 labels.append(str(label).strip())
             texts.append(text)
+            sources.append(k)
     if not texts:
         raise CorpusError(
             "the corpus is empty: no non-blank sentence in " + ", ".join(map(str, paths))
         )
-    corpus = Corpus(texts, labels)
+    corpus = Corpus(texts, labels, sources)
     if labels is not None and len(corpus.label_set()) < 2:
         raise CorpusError(
             f"label column {label_column!r} has a single class ({corpus.label_set()[0]!r}): "

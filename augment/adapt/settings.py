@@ -22,6 +22,7 @@ TRAINING_KEYS = (
     "label_dropout",
     "label_lr_scale",
     "head_lr_scale",
+    "group_by_length",
     "seed",
 )
 
@@ -55,6 +56,7 @@ class AdaptSettings:
     label_dropout: float = 0.15
     label_lr_scale: float = 20.0
     head_lr_scale: float = 10.0
+    group_by_length: bool = True
     seed: int = 0
     checkpoint_every: int = 50
     device: str = "auto"
@@ -62,6 +64,7 @@ class AdaptSettings:
     resume: bool = True
     force: bool = False
     corpus_names: list[str] = field(default_factory=list)
+    corpus_repeat: list[int] | None = None
 
     def validate(self) -> None:
         if self.minutes is None and self.steps is None:
@@ -76,6 +79,13 @@ class AdaptSettings:
             self.device = device_name(self.device)
         except ValueError as exc:
             raise SettingsError(f"--device: {exc}") from None
+        if self.corpus_repeat is not None and (
+            len(self.corpus_repeat) != len(self.corpus) or min(self.corpus_repeat) < 1
+        ):
+            raise SettingsError(
+                f"--corpus-repeat needs one whole number >= 1 per --corpus file "
+                f"({len(self.corpus)} files, {len(self.corpus_repeat)} numbers)"
+            )
         if self.batch_size < 1 or self.max_length < 8 or self.checkpoint_every < 1:
             raise SettingsError(
                 "--batch-size and --checkpoint-every must be >= 1, --max-length >= 8"

@@ -62,6 +62,8 @@ class MLMAdapter:
             self.eval_set = read_corpus([s.eval_file], s.text_column, s.label_column)
         else:
             self.train_set, self.eval_set = corpus.split(s.heldout, s.seed, s.max_eval)
+        if s.corpus_repeat and max(s.corpus_repeat) > 1:
+            self.train_set = self.train_set.repeated(s.corpus_repeat)
         self.labels = corpus.label_set() if s.label_column else None
         self.train_fp = digest(
             {
@@ -135,9 +137,28 @@ class MLMAdapter:
         import torch
 
         gen = torch.Generator().manual_seed(self.s.seed * 100_003 + epoch)
-        order = torch.randperm(len(self.features), generator=gen).tolist()
+        if self.s.group_by_length:
+            order = self._length_grouped(gen)
+        else:
+            order = torch.randperm(len(self.features), generator=gen).tolist()
         drop = (torch.rand(len(self.features), generator=gen) < self.s.label_dropout).tolist()
         return order, drop
+
+    def _length_grouped(self, gen) -> list[int]:
+        """Batches of similar lengths, so a step pads little: transformers' length grouping
+        (random mega-batches of up to 50 batches, each sorted by length), then the full batches
+        in a random order, so that lengths do not fall from long to short within each mega-batch;
+        a short remainder stays last, where the epoch's last slice takes it."""
+        import torch
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        b = self.s.batch_size
+        lengths = [len(f["input_ids"]) for f in self.features]
+        grouped = get_length_grouped_indices(lengths, b, generator=gen)
+        full = len(grouped) // b
+        batches = [grouped[k * b : (k + 1) * b] for k in range(full)]
+        order = [i for k in torch.randperm(full, generator=gen).tolist() for i in batches[k]]
+        return order + grouped[full * b :]
 
     def _batch(self, idx: list[int], drop: list[bool]) -> dict:
         pad = self.tokenizer.pad_token_id

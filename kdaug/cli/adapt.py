@@ -32,6 +32,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="txt (one sentence a line, .txt.gz too), csv, tsv, jsonl or parquet",
     )
+    p.add_argument(
+        "--corpus-repeat",
+        nargs="+",
+        type=int,
+        metavar="N",
+        help="times each --corpus file's training sentences are seen an epoch, one number per "
+        "file (default 1 each), to weight a small in-domain file against a large one",
+    )
     p.add_argument("-o", "--output", type=Path, help="output model folder")
     p.add_argument("--minutes", type=float, help="training time budget (steps only)")
     p.add_argument("--steps", type=int, help="training step budget")
@@ -65,6 +73,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         help="share of tokens masked in training (default 0.15; 0.3 with --default)",
     )
+    p.add_argument(
+        "--group-by-length",
+        action=argparse.BooleanOptionalAction,
+        help="batch sentences of similar length, so steps pad less (default: on)",
+    )
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 50)")
     p.add_argument("--seed", type=int, help="seed for split, order and masking (default 0)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -81,6 +94,7 @@ def _settings(args: argparse.Namespace):
     fields = {
         "base": args.base,
         "corpus": args.corpus,
+        "corpus_repeat": args.corpus_repeat,
         "output": args.output,
         "minutes": args.minutes,
         "steps": args.steps,
@@ -96,6 +110,7 @@ def _settings(args: argparse.Namespace):
         "label_lr_scale": args.label_lr_scale,
         "head_lr_scale": args.head_lr_scale,
         "mlm_probability": args.mlm_probability,
+        "group_by_length": args.group_by_length,
         "checkpoint_every": args.checkpoint_every,
         "seed": args.seed,
         "device": args.device,

@@ -23,7 +23,7 @@ def test_default_needs_no_other_arguments(tmp_path, monkeypatch):
     assert s.base == PACKAGED_MINILM and s.output == default_mlm_path()
     assert s.corpus[0].name == DEFAULT_CORPUS and s.corpus[0].is_file()
     assert s.minutes == DEFAULT_MINUTES and s.steps is None
-    assert (s.mlm_probability, s.head_lr_scale) == (0.3, 10.0)
+    assert (s.mlm_probability, s.head_lr_scale, s.group_by_length) == (0.3, 10.0, True)
     stepped = _settings(parse("--default", "--steps", "10"))
     assert stepped.minutes is None and stepped.steps == 10
 
@@ -39,10 +39,12 @@ def test_options_reach_the_settings(tmp_path):
     s = _settings(
         parse("--base", "b", "--corpus", "c.tsv", "-o", str(tmp_path), "--minutes", "2",
               "--label-column", "label", "--whole-word-mask", "--batch-size", "16", "--no-resume",
-              "--head-lr-scale", "5", "--mlm-probability", "0.3")
+              "--head-lr-scale", "5", "--mlm-probability", "0.3", "--no-group-by-length",
+              "--corpus-repeat", "3")
     )  # fmt: skip
     assert (s.label_column, s.whole_word_mask, s.batch_size, s.resume) == ("label", True, 16, False)
-    assert (s.head_lr_scale, s.mlm_probability) == (5.0, 0.3)
+    assert (s.head_lr_scale, s.mlm_probability, s.group_by_length) == (5.0, 0.3, False)
+    assert s.corpus_repeat == [3]
     assert s.minutes == 2 and s.lr == 2e-4
 
 

@@ -10,7 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from augment.adapt.corpus import CorpusError, read_corpus
-from augment.adapt.default import default_corpus_path
+from augment.adapt.default import (
+    REVIEWS_REPEAT,
+    default_corpus_path,
+    default_settings,
+    reviews_corpus_path,
+)
+from augment.adapt.settings import SettingsError
 from kdaug.errors import KdaugError
 
 
@@ -64,6 +70,39 @@ def test_split_is_seeded_and_disjoint(tmp_path):
     assert len(held) == 15 and len(train) == 85
     assert not set(train.texts) & set(held.texts)
     assert corpus.split(0.15, seed=3)[1].texts == held.texts
+
+
+def test_repeats_weight_files_after_the_split(tmp_path):
+    big, small = tmp_path / "big.txt", tmp_path / "small.txt"
+    big.write_text("\n".join(f"wiki sentence {i}" for i in range(80)))
+    small.write_text("\n".join(f"review sentence {i}" for i in range(20)))
+    train, held = read_corpus([big, small]).split(0.2, seed=1)
+    weighted = train.repeated([1, 3])
+    counts = {t: weighted.texts.count(t) for t in set(weighted.texts)}
+    assert {counts[t] for t in train.texts if t.startswith("wiki")} == {1}
+    assert {counts[t] for t in train.texts if t.startswith("review")} == {3}
+    assert len(weighted) == len(train) + 2 * sum(t.startswith("review") for t in train.texts)
+    assert not set(weighted.texts) & set(held.texts)  # nothing held out is trained on
+    assert weighted.fingerprint() != train.fingerprint()
+
+
+def test_one_repeat_per_corpus_file(tmp_path):
+    s = default_settings(corpus=[tmp_path / "a.txt"], corpus_repeat=[1, 2], output=tmp_path)
+    with pytest.raises(SettingsError, match="one whole number >= 1 per --corpus file"):
+        s.validate()
+    s = default_settings(corpus=[tmp_path / "a.txt"], output=tmp_path)
+    assert s.corpus_repeat is None  # your corpus is not weighted like the default's
+
+
+def test_default_mixes_wikipedia_and_reviews(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDAUG_CACHE", str(tmp_path))
+    s = default_settings()
+    assert s.corpus == [default_corpus_path(), reviews_corpus_path()]
+    assert s.corpus_repeat == [1, REVIEWS_REPEAT]
+    reviews = read_corpus([reviews_corpus_path()]).texts
+    assert len(reviews) == 200 and not any(t.startswith("__label__") for t in reviews)
+    assert "the action clichés just pile up ." in reviews  # Windows-1252 read as such
+    assert reviews_corpus_path().parent == tmp_path / "corpora"
 
 
 @pytest.mark.parametrize(

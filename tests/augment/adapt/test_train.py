@@ -105,6 +105,58 @@ def test_created_head_learns_at_its_own_rate(tiny_mlm_dir, text_corpus, tmp_path
     assert {g["lr"] for g in groups} == {2e-4}
 
 
+@pytest.fixture(scope="module")
+def ragged_corpus(tmp_path_factory):
+    """Sentences of 2 to 14 words, so batches of random order pad a lot."""
+    f = tmp_path_factory.mktemp("ragged") / "c.txt"
+    rng = torch.Generator().manual_seed(1)
+    lines = []
+    for _ in range(203):
+        n = int(torch.randint(2, 15, (1,), generator=rng))
+        ids = torch.randint(len(WORDS), (n,), generator=rng).tolist()
+        lines.append(" ".join(WORDS[i] for i in ids))
+    f.write_text("\n".join(lines) + "\n")
+    return f
+
+
+def test_length_grouping_pads_less_and_keeps_every_example(tiny_mlm_dir, ragged_corpus, tmp_path):
+    def plan(group: bool, epoch: int = 0):
+        a = MLMAdapter(settings(tiny_mlm_dir, ragged_corpus, tmp_path / "m", max_length=32,
+                                group_by_length=group, heldout=0.1))  # fmt: skip
+        a.setup()
+        a.load_model()
+        a._encode_train()
+        order, _ = a._epoch_plan(epoch)
+        lengths = [len(f["input_ids"]) for f in a.features]
+        batches = [order[i : i + 8] for i in range(0, len(order), 8)]
+        padded = sum(8 * max(lengths[i] for i in b) for b in batches[:-1])
+        return order, padded, len(a.features)
+
+    grouped, grouped_pad, n = plan(True)
+    shuffled, shuffled_pad, _ = plan(False)
+    assert sorted(grouped) == list(range(n)) == sorted(shuffled)  # each example once an epoch
+    assert n % 8 and grouped_pad < 0.85 * shuffled_pad
+    assert plan(True)[0] == grouped  # a function of (seed, epoch): resume sees the same batches
+    assert plan(True, epoch=1)[0] != grouped
+
+
+def test_corpus_repeat_weights_the_training_part_only(tiny_mlm_dir, text_corpus, tmp_path):
+    extra = tmp_path / "reviews.txt"
+    extra.write_text("\n".join(f"{w} film" for w in WORDS[:10]) + "\n")
+    s = settings(tiny_mlm_dir, text_corpus, tmp_path / "m", corpus_repeat=[1, 4], heldout=0.2)
+    s.corpus.append(extra)
+    a = MLMAdapter(s)
+    a.setup()
+    train = a.train_set
+    reviews = [t for t, k in zip(train.texts, train.sources, strict=True) if k == 1]
+    others = [t for t, k in zip(train.texts, train.sources, strict=True) if k == 0]
+    assert reviews and all(reviews.count(t) == 4 for t in set(reviews))
+    assert len(set(reviews)) < 10  # the split kept some review sentences for held-out
+    assert len(others) == len(set(others))  # weight 1: each base sentence once
+    held = {(t, k) for t, k in zip(a.eval_set.texts, a.eval_set.sources, strict=True)}
+    assert not held & set(zip(train.texts, train.sources, strict=True))
+
+
 def test_resume_continues_exactly(tiny_mlm_dir, text_corpus, tmp_path):
     straight = tmp_path / "straight"
     MLMAdapter(settings(tiny_mlm_dir, text_corpus, straight, steps=6)).run()
