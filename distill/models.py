@@ -12,6 +12,7 @@ from torch import nn
 
 from distill.tasks import TaskSpec
 from kdaug.errors import KdaugError
+from kdaug.files import atomic_dir
 from kdaug.resolve import resolve_model
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,9 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def save_model(model: nn.Module, tokenizer: Any, out: Path) -> None:
-    """save_pretrained (safetensors + config) so AutoModelForSequenceClassification loads it."""
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    """save_pretrained (safetensors + config) so AutoModelForSequenceClassification loads it;
+    written to a temporary folder that then replaces `out`, so a crash in the middle of a save
+    (of a new best model, say) never leaves the weights of one save beside the config of another."""
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)

@@ -101,6 +101,41 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             raise
 
 
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """A temporary folder next to `path` for a writer of several files (`save_pretrained` of a
+    model and its tokenizer): when the block ends, its files are fsynced and it replaces `path`
+    (the old folder is renamed aside under a temporary name, then removed), so `path` never holds
+    a mix of two saves. If the block raises, the temporary folder is removed and `path` is left
+    as it was. A crash between the two renames leaves `path` absent and the previous folder
+    beside it under a temporary name (`.NAME.old.kdaug-PID.tmp`)."""
+    import shutil
+
+    path = Path(path)
+    tmp, old = temp_path(path), temp_path(path.with_name(f"{path.name}.old"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _writing_guard:
+        lock = _writing.setdefault(tmp, threading.Lock())
+    with lock:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            yield tmp
+            for f in tmp.rglob("*"):
+                if f.is_file():
+                    with open(f, "rb") as handle:
+                        os.fsync(handle.fileno())
+            fsync_dir(tmp)
+            if path.exists():
+                os.replace(path, old)
+            os.replace(tmp, path)
+            fsync_dir(path.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+
+
 # Completion markers ---------------------------------------------------------------------------
 def write_marker(
     path: str | Path,

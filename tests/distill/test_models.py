@@ -14,6 +14,7 @@ from distill.models import (
     build_student,
     layer_map,
     load_teacher,
+    save_model,
 )
 from distill.tasks import get_task
 
@@ -120,6 +121,30 @@ def test_preset_student_shape(tiny_teacher: Path) -> None:
 def test_teacher_with_wrong_head_is_refused(tiny_teacher: Path) -> None:
     with pytest.raises(ModelError, match="finetune-teacher"):
         load_teacher(str(tiny_teacher), get_task("mnli"))
+
+
+def test_a_save_that_fails_halfway_leaves_the_previous_model_loadable(
+    tiny_teacher: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    teacher, tok = load_teacher(str(tiny_teacher), get_task("mrpc"))
+    best = tmp_path / "best"
+    save_model(teacher, tok, best)
+    saved, weights = sorted(p.name for p in best.iterdir()), teacher.classifier.weight.clone()
+
+    class BrokenTokenizer:
+        def save_pretrained(self, out: Path) -> None:
+            raise OSError(28, "No space left on device")
+
+    with torch.no_grad():
+        teacher.classifier.weight.add_(1.0)  # a later, different best model
+    with pytest.raises(OSError, match="No space"):
+        save_model(teacher, BrokenTokenizer(), best)
+    assert sorted(p.name for p in best.iterdir()) == saved
+    assert [p.name for p in tmp_path.iterdir()] == ["best"]  # no temporary folder left
+    reloaded = AutoModelForSequenceClassification.from_pretrained(best)
+    assert torch.equal(reloaded.classifier.weight, weights)  # the first save's, whole
 
 
 def test_projections_start_as_identity_for_equal_widths() -> None:

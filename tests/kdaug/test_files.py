@@ -16,6 +16,7 @@ import pytest
 
 from kdaug import files
 from kdaug.files import (
+    atomic_dir,
     atomic_path,
     is_temp_name,
     marker_settings,
@@ -72,6 +73,24 @@ def test_a_failing_rename_leaves_the_old_file_and_no_temporary_file(
         write_text_atomic(path, "new")
     assert path.read_text() == "old"
     assert _listing(tmp_path) == ["metrics.json"]
+
+
+def test_a_folder_is_replaced_whole_and_a_failed_save_leaves_the_old_one(tmp_path: Path) -> None:
+    out = tmp_path / "best"
+    with atomic_dir(out) as tmp:
+        (tmp / "model.safetensors").write_text("weights 1")
+        (tmp / "config.json").write_text("config 1")
+    with atomic_dir(out) as tmp:
+        assert is_temp_name(tmp.name) and tmp.parent == tmp_path and not list(tmp.iterdir())
+        (tmp / "model.safetensors").write_text("weights 2")
+    assert _listing(out) == ["model.safetensors"]  # the new save only: no config of the old one
+    assert (out / "model.safetensors").read_text() == "weights 2"
+
+    with pytest.raises(RuntimeError, match="disk full"), atomic_dir(out) as tmp:
+        (tmp / "model.safetensors").write_text("weights 3, half writ")
+        raise RuntimeError("disk full")
+    assert (out / "model.safetensors").read_text() == "weights 2"
+    assert _listing(tmp_path) == ["best"]
 
 
 def test_threads_writing_one_file_leave_one_complete_version(tmp_path: Path) -> None:
