@@ -6,6 +6,11 @@ one-sentence requests to each (interleaved, so background load hits both alike) 
 throughput and p50 / p99 latency as a markdown table, with the on/off ratio and the p99 at 16
 clients against the latency target (250 ms).
 
+Every level sends the same sentences, so the servers run with the masked-LM cache off
+(`mlm_cache_size: 0`): each request costs what a new text costs, and a later level is not
+answered from what an earlier one computed. `--warm-cache` keeps the service's cache (20,000
+masked copies), which measures clients that repeat their texts.
+
     python -m benchmarks.service_load --mlm PATH --requests 2000 --concurrency 1 16 64
     python -m benchmarks.service_load --mode fast --torch-threads 2
 """
@@ -76,6 +81,8 @@ def start_server(args: argparse.Namespace, batching: bool) -> tuple[subprocess.P
         cmd += ["--mode", args.mode]
     if not batching:
         cmd.append("--no-micro-batching")
+    if args.cold_config:
+        cmd += ["--config", str(args.cold_config)]
     env = {**os.environ, "KDAUG_LOG_LEVEL": "warning", "KDAUG_QUEUE_MAX": "1024"}
     proc = subprocess.Popen(cmd, env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
@@ -186,13 +193,25 @@ def main() -> int:
     )
     p.add_argument("--p99-target-ms", type=float, default=250.0, help="latency target of p99")
     p.add_argument("--target-concurrency", type=int, default=16, help="clients the target is for")
+    p.add_argument(
+        "--warm-cache",
+        action="store_true",
+        help="keep the service's masked-LM cache (default: off, every request as if new)",
+    )
     p.add_argument("--out", type=Path, default=REPO / "bench-out" / "service_load.json")
     args = p.parse_args()
+    args.cold_config = None
+    if not args.warm_cache:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.cold_config = args.out.resolve().with_name(args.out.stem + "-cold.yaml")
+        write_text_atomic(args.cold_config, "mlm_cache_size: 0\n")
 
     sentences = load_sentences(args.data)
     servers = {"on": start_server(args, True), "off": start_server(args, False)}
     served = served_with(servers["on"][1])
-    print(f"servers run mode {served['mode']} with {served['torch_threads']} torch threads each")
+    cache = "kept (--warm-cache)" if args.warm_cache else "off: every request as if new"
+    print(f"servers run mode {served['mode']} with {served['torch_threads']} torch threads each;")
+    print(f"masked-LM cache {cache}")
     results = []
     try:
         for concurrency in args.concurrency:
@@ -238,6 +257,7 @@ def main() -> int:
             "mode": served["mode"],
             "torch_threads": served["torch_threads"],
             "sentences": len(sentences),
+            "mlm_cache": "service default" if args.warm_cache else "off",
         },
         "p99_target": {"ms": target, "concurrency": clients},
         "machine": {
