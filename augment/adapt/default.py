@@ -18,8 +18,9 @@ DEFAULT_MAX_EVAL = 500
 # supervised positions of BERT's 15% (measured: SST-2 dev top-10 0.354 -> 0.368 at 190 steps).
 DEFAULT_MLM_PROBABILITY = 0.3
 # Movie-review sentences beside the encyclopedia: 200 sentences of Pang & Lee's sentence polarity
-# data, as gensim's test data ships them, seen 10 times an epoch (measured: SST-2 dev top-10
-# 0.353 -> 0.398 in the 4 minutes). Read from the installed gensim, not redistributed by kdaug.
+# data, as gensim's test data ships them, seen 10 times an epoch (`benchmarks.demo_mlm`, 3 seeds:
+# SST-2 dev top-10 0.368 -> 0.403 in the 4 minutes; 30 times was no better). Read from the
+# installed gensim, not redistributed by kdaug.
 REVIEWS_SOURCE = "pang_lee_polarity.cor"
 REVIEWS_CORPUS = "pang-lee-polarity-sentences.txt"
 REVIEWS_REPEAT = 10
