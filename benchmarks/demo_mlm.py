@@ -15,10 +15,11 @@ The runs take the CPU one at a time: run nothing else beside them.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import shutil
 from pathlib import Path
 
+from benchmarks.adapt_mlm import read_tsv
 from benchmarks.paths import REPO, shared_assets, shown
 
 ARMS = ("wiki", "default")
@@ -27,9 +28,7 @@ METRICS = ("top1", "top10")
 
 
 def sst2_dev(assets: Path) -> list[str]:
-    path = assets / "glue" / "SST-2" / "dev.tsv"
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        return [r["sentence"] for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
+    return [r["sentence"] for r in read_tsv(assets / "glue" / "SST-2" / "dev.tsv")]
 
 
 def train_and_score(arm: str, seed: int, out: Path, minutes: float, dev: list[str]) -> dict:
@@ -62,8 +61,6 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=None, help="default: the demo's budget")
     ap.add_argument("--keep-models", action="store_true", help="keep each run's model folder")
     args = ap.parse_args()
-
-    import shutil
 
     from augment.adapt.default import DEFAULT_MINUTES
     from kdaug.files import write_json_atomic

@@ -83,6 +83,12 @@ _writing: dict[Path, threading.Lock] = {}
 _writing_guard = threading.Lock()
 
 
+def _writer_lock(tmp: Path) -> threading.Lock:
+    """The lock of this process's writers of temporary path `tmp`."""
+    with _writing_guard:
+        return _writing.setdefault(tmp, threading.Lock())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path next to `path` for a library that writes files itself (`torch.save`,
@@ -90,9 +96,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     if it raises, so `path` is the old file or the complete new one."""
     path = Path(path)
     tmp = temp_path(path)
-    with _writing_guard:
-        lock = _writing.setdefault(tmp, threading.Lock())
-    with lock:
+    with _writer_lock(tmp):
         try:
             yield tmp
             publish(tmp, path)
@@ -114,9 +118,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     tmp, old = temp_path(path), temp_path(path.with_name(f"{path.name}.old"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _writing_guard:
-        lock = _writing.setdefault(tmp, threading.Lock())
-    with lock:
+    with _writer_lock(tmp):
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         try:

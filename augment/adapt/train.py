@@ -62,7 +62,7 @@ class MLMAdapter:
             self.eval_set = read_corpus([s.eval_file], s.text_column, s.label_column)
         else:
             self.train_set, self.eval_set = corpus.split(s.heldout, s.seed, s.max_eval)
-        if s.corpus_repeat and max(s.corpus_repeat) > 1:
+        if s.corpus_repeat:
             self.train_set = self.train_set.repeated(s.corpus_repeat)
         self.labels = corpus.label_set() if s.label_column else None
         self.train_fp = digest(
