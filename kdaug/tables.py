@@ -145,7 +145,7 @@ def column_names(
 def _header(path: Path, fmt: str) -> list[str]:
     """The header of a csv / tsv file (already checked to be readable by the reader)."""
     with _open(path) as f:
-        first = next(_lines(f), None)
+        first = next(numbered_lines(f), None)
     if first is None:
         return []
     text = _eol(first[2].decode("utf-8", "replace"))
@@ -198,7 +198,7 @@ def _open(path: Path) -> BinaryIO:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _lines(f: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
+def numbered_lines(f: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
     """(1-based line number, bytes skipped at its start, the line) for each line of `f`, cut at
     b"\\n" only (a "\\r" before it stays, a lone "\\r" is data); a UTF-8 BOM is skipped."""
     for ln, line in enumerate(f, 1):
@@ -208,7 +208,7 @@ def _lines(f: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
             yield ln, 0, line
 
 
-def _not_utf8(line: bytes, exc: UnicodeDecodeError, ln: int, skipped: int) -> str:
+def not_utf8(line: bytes, exc: UnicodeDecodeError, ln: int, skipped: int) -> str:
     return (
         f"not valid UTF-8 at byte offset {skipped + exc.start} of line {ln} "
         f"(0x{line[exc.start]:02x})"
@@ -233,7 +233,7 @@ def _tsv_rows(
     """GLUE tsv: one row a line, fields cut at tabs, no quoting (sentences contain quote
     characters; they are read verbatim)."""
     with _open(path) as f:
-        lines = _lines(f)
+        lines = numbered_lines(f)
         columns = list(names) if names else None
         if header:
             first = next(lines, None)
@@ -243,7 +243,7 @@ def _tsv_rows(
             try:
                 columns = _eol(line.decode("utf-8")).split("\t")
             except UnicodeDecodeError as exc:
-                reason = _not_utf8(line, exc, ln, skipped)
+                reason = not_utf8(line, exc, ln, skipped)
                 raise InputError(f"cannot read the header of {path}: {reason}") from None
             if select:
                 select(columns)
@@ -251,7 +251,7 @@ def _tsv_rows(
             try:
                 text = _eol(line.decode("utf-8"))
             except UnicodeDecodeError as exc:
-                reason = _not_utf8(line, exc, ln, skipped)
+                reason = not_utf8(line, exc, ln, skipped)
                 yield RowReject(n, reason, {"line": _preview(line)}, line=ln)
                 continue
             if not text:
@@ -287,12 +287,12 @@ def _csv_rows(
         taken: list[tuple[int, str | None, bytes]] = []  # the current record's lines
 
         def feed() -> Iterator[str]:
-            for ln, skipped, line in _lines(f):
+            for ln, skipped, line in numbered_lines(f):
                 try:
                     text, bad = line.decode("utf-8"), None
                 except UnicodeDecodeError as exc:
                     text = line.decode("utf-8", "surrogateescape")  # keeps the line's structure
-                    bad = _not_utf8(line, exc, ln, skipped)
+                    bad = not_utf8(line, exc, ln, skipped)
                 taken.append((ln, bad, line))
                 yield text
 
@@ -336,14 +336,14 @@ def _jsonl_rows(path: Path) -> Iterator[Row | RowReject]:
     """One JSON object a line. Unreadable lines (not UTF-8, invalid JSON, nested too deeply,
     an integer of more digits than Python converts) are rejected one by one."""
     with _open(path) as f:
-        for n, (ln, skipped, line) in enumerate(_lines(f)):
+        for n, (ln, skipped, line) in enumerate(numbered_lines(f)):
             if not line.strip():
                 yield RowReject(n, "blank line", line=ln, blank=True)
                 continue
             try:
                 obj = json.loads(line.decode("utf-8"))
             except UnicodeDecodeError as exc:
-                reason = _not_utf8(line, exc, ln, skipped)
+                reason = not_utf8(line, exc, ln, skipped)
             except RecursionError:
                 reason = "invalid JSON: nested too deeply"
             except json.JSONDecodeError as exc:

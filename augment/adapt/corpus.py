@@ -70,9 +70,19 @@ class Corpus:
 
 
 def _read_text(path: Path) -> list[dict[str, str]]:
+    """One row per line (a UTF-8 BOM skipped); a line that is not UTF-8 is a one-line error
+    naming the file, line and byte, as the table readers' are."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8-sig") as f:
-        return [{"text": line.strip()} for line in f]
+    rows = []
+    with opener(path, "rb") as f:
+        for ln, skipped, line in tables.numbered_lines(f):
+            try:
+                rows.append({"text": line.decode("utf-8").strip()})
+            except UnicodeDecodeError as exc:
+                raise CorpusError(
+                    f"{path}:{ln}: {tables.not_utf8(line, exc, ln, skipped)}"
+                ) from None
+    return rows
 
 
 def _read_table(path: Path) -> list[dict]:

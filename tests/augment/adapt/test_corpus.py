@@ -128,6 +128,18 @@ def test_bad_corpus_is_a_one_line_error(tmp_path, content, kwargs, message):
     assert isinstance(err.value, KdaugError) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("name", ["c.txt", "c.txt.gz"])
+def test_plain_text_with_a_bad_byte_is_a_one_line_error(tmp_path, name):
+    data = "I can't say it's \"bad\" 😀\nthe café\n".encode() + b"\xfe broken\n"
+    f = tmp_path / name
+    f.write_bytes(gzip.compress(data) if name.endswith(".gz") else b"\xef\xbb\xbf" + data)
+    with pytest.raises(CorpusError, match=rf"{name}:3: not valid UTF-8 at byte offset 0 ") as err:
+        read_corpus([f])
+    assert "\n" not in str(err.value) and "0xfe" in str(err.value)
+    f.write_bytes(gzip.compress(data[:-9]) if name.endswith(".gz") else data[:-9])
+    assert read_corpus([f]).texts == ["I can't say it's \"bad\" 😀", "the café"]
+
+
 def test_unreadable_json_line_names_file_line_and_reason(tmp_path):
     j = tmp_path / "c.jsonl"
     j.write_text('{"sentence": "fine"}\n\n{"sentence": \n', encoding="utf-8")
