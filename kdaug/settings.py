@@ -19,6 +19,13 @@ class ConfigError(KdaugError, ValueError):
     """A setting is invalid; the message names it and says what to do."""
 
 
+class _AliasFound(Exception):
+    """A settings file refers to an anchor (`*name`): refused before anything is expanded."""
+
+    def __init__(self, anchor: str, line: int, column: int) -> None:
+        super().__init__(f"*{anchor} at line {line}, column {column}")
+
+
 # What a strict type error expects, and how a YAML value of each Python type is called.
 _TYPE_NAMES = {
     bool: "a boolean",
@@ -90,10 +97,19 @@ def validated(
 @functools.cache
 def _settings_loader() -> type:
     """PyYAML's safe loader, plus: a setting given twice is an error (YAML keeps the last one
-    silently), and `1e-5` is a number (YAML 1.2; PyYAML's YAML 1.1 reads it as a string)."""
+    silently), an alias (`*name`) is refused (a few hundred bytes of aliases can expand to
+    millions of values), and `1e-5` is a number (YAML 1.2; PyYAML's YAML 1.1 reads it as a
+    string)."""
     import yaml
 
     class SettingsLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                mark = event.start_mark
+                raise _AliasFound(event.anchor, mark.line + 1, mark.column + 1)
+            return super().compose_node(parent, index)
+
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             if isinstance(node, yaml.MappingNode):
                 seen: set[tuple[str, str]] = set()
@@ -132,7 +148,8 @@ def _yaml_problem(exc: Exception) -> str:
 def read_settings(path: str | Path) -> dict[str, Any]:
     """The mapping of settings in a YAML file (UTF-8), or a one-line ConfigError saying what is
     wrong: missing or unreadable file, bytes that are not UTF-8, invalid YAML, a setting given
-    twice, a document that is not a mapping of names. An empty file is an empty mapping."""
+    twice, an alias (`*name`, merge keys included), a document that is not a mapping of names.
+    An empty file is an empty mapping."""
     import yaml
 
     p = Path(path)
@@ -154,6 +171,11 @@ def read_settings(path: str | Path) -> dict[str, Any]:
         ) from None
     try:
         data = yaml.load(text, Loader=_settings_loader())  # noqa: S506 (a SafeLoader subclass)
+    except _AliasFound as found:
+        raise ConfigError(
+            f"config file {p} uses a YAML alias ({found}); aliases are refused because a few "
+            "of them can expand a small file to millions of values: write the value out"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {p} is not valid YAML: {_yaml_problem(exc)}") from None
     except RecursionError:
