@@ -19,11 +19,16 @@ def shared_assets() -> Path:
 
 
 def shown(value: Any) -> str:
-    """Paths beside the repository relative to it, the interpreter as `python`: what is written
-    into the results does not name this machine's directories."""
+    """Paths inside the repository or its `../shared` folder relative to the repository, the
+    interpreter as `python`: what is written into the results does not name this machine's
+    directories. Other paths stay as they are, wherever the checkout lives (its parent may hold
+    unrelated folders, as /tmp holds pytest's)."""
     text = str(value)
     if text == sys.executable:
         return "python"
-    if os.path.isabs(text) and REPO.parent in Path(text).parents:
-        return os.path.relpath(text, REPO)
+    if os.path.isabs(text):
+        path = Path(text)
+        for root in (REPO, REPO.parent / "shared"):
+            if path == root or root in path.parents:
+                return os.path.relpath(text, REPO)
     return text
