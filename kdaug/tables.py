@@ -17,6 +17,7 @@ import csv
 import hashlib
 import json
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -183,6 +184,7 @@ def resolve_format(path: str | Path, fmt: str | None = None) -> str:
         raise InputError(f"unknown input format {fmt!r}; choose from {list(FORMATS)}")
     if not path.exists() and fmt != "hf":
         raise InputError(f"input not found: {path} (for a hub dataset pass --format hf)")
+    check_regular(path)
     if fmt in FILE_FORMATS and path.is_dir():
         raise InputError(
             f"{path} is a directory, but --format {fmt} reads one file "
@@ -191,7 +193,33 @@ def resolve_format(path: str | Path, fmt: str | None = None) -> str:
     return fmt or detect_format(path)
 
 
+_NOT_REGULAR = {
+    stat.S_IFIFO: "a pipe",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def check_regular(path: Path) -> None:
+    """Refuse an input that exists but is neither a regular file nor a directory (a pipe such
+    as `<(cat f.tsv)`, /dev/zero, a socket): it is read more than once (hashed, counted, then
+    read row by row), which a stream cannot give, and opening a pipe waits for a writer."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # missing or unreadable: the caller's open says so
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = _NOT_REGULAR.get(stat.S_IFMT(mode), "not a file")
+    raise InputError(
+        f"{path} is not a regular file ({kind}): kdaug reads an input more than once (to hash "
+        "and count it, then its rows), which a stream cannot give; save it to a file first"
+    )
+
+
 def _open(path: Path) -> BinaryIO:
+    check_regular(path)
     try:
         return open(path, "rb")  # noqa: SIM115 (the callers close it)
     except OSError as exc:
