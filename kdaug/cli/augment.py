@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from kdaug.machine import DEVICE_HELP
+from kdaug.terminal import printable
 
 SAMPLE_N = 5  # variants `kdaug sample` prints unless --n says otherwise
 # Flags that map one-to-one onto AugmentConfig fields; each help ends with the config's default.
@@ -135,14 +136,18 @@ def register(sub) -> None:
 
 
 def highlight(text: str, reps, field: str, color: bool) -> str:
+    """`text` with the replacements of `field` marked (bold green, or `[new|old:source rank]`),
+    every piece of user text `printable`."""
     out, pos = [], 0
     for r in sorted((r for r in reps if r.field == field), key=lambda r: r.start):
-        out.append(text[pos : r.start])
-        word = text[r.start : r.end]
+        out.append(printable(text[pos : r.start]))
+        word = printable(text[r.start : r.end])
         tag = f"{r.source[0]}{r.rank}"
-        out.append(f"\033[1;32m{word}\033[0m" if color else f"[{word}|{r.original}:{tag}]")
+        out.append(
+            f"\033[1;32m{word}\033[0m" if color else f"[{word}|{printable(r.original)}:{tag}]"
+        )
         pos = r.end
-    out.append(text[pos:])
+    out.append(printable(text[pos:]))
     return "".join(out)
 
 

@@ -493,6 +493,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from augment.io.layout import LabelCodec
     from augment.records import Replacement
     from kdaug.cli.augment import highlight
+    from kdaug.terminal import printable
 
     out = Path(args.outdir)
     m = load_manifest(out)
@@ -500,17 +501,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     total = lambda key: sum(e[key] for e in shards.values())  # noqa: E731
     inp, cfg = m.get("input") or {}, m["fingerprint"]["config"]
     state = "complete" if m.get("complete") else "incomplete (re-run to resume)"
-    print(f"{args.outdir}: {state}; {len(shards)} shards of {m['fingerprint']['shard_size']} rows")
-    print(f"  input     {inp.get('path')} ({m['fingerprint']['format']}), sha256 {_short(inp)}")
+    shard_size = m["fingerprint"]["shard_size"]
+    print(printable(f"{args.outdir}: {state}; {len(shards)} shards of {shard_size} rows"))
+    fmt = m["fingerprint"]["format"]
+    print(printable(f"  input     {inp.get('path')} ({fmt}), sha256 {_short(inp)}"))
     print(
         f"  rows      {total('rows_in')} in = {total('records')} records + "
         f"{total('rows_rejected')} rejected; {total('variants')} variants out"
     )
     keys = ("n", "p", "seed", "mlm", "vectors", "pos_filter", "sources")
-    print("  config    " + " ".join(f"{k}={cfg.get(k, '?')}" for k in keys))
-    print(f"  versions  {m.get('versions')}")
+    print(printable("  config    " + " ".join(f"{k}={cfg.get(k, '?')}" for k in keys)))
+    print(printable(f"  versions  {m.get('versions')}"))
     if isinstance(m.get("shard_layout"), dict):
-        print(f"  columns   {_columns_line(m['shard_layout'])}")
+        print(printable(f"  columns   {_columns_line(m['shard_layout'])}"))
     missing = [name for name, e in sorted(shards.items()) if not (out / e["file"]).is_file()]
     if missing:
         raise KdaugError(
@@ -534,7 +537,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             f"{REBUILD}"
         ) from None
     changed = [r for r in rows if r["variant"] > 0] or rows
-    print(f"  samples from {entry['file']}:")
+    print(printable(f"  samples from {entry['file']}:"))
     for r in rng.sample(changed, min(args.samples, len(changed))):
         reps = [Replacement(**x) for x in r["replacements"]]
         line = highlight(r["text_a"], reps, "a", False)
@@ -545,7 +548,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             label = codec.names[label]
         elif isinstance(label, float):
             label = codec.text(label)
-        print(f"    {r['id']}#{r['variant']} [{label}] {line}")
+        print(f"    {printable(r['id'])}#{r['variant']} [{printable(label)}] {line}")
     return 0
 
 

@@ -151,3 +151,58 @@ def test_augment_logs_the_workers_auto_choice(tmp_path, capsys, caplog):
         )
     assert code == 0
     assert "workers auto: 1 process x" in caplog.text and "1 shard to do" in caplog.text
+
+
+# user data printed to a terminal -----------------------------------------------------------
+TITLE, CLEAR, RLO = "\x1b]0;owned\x07", "\x1b[2J", "\u202e"
+RAW = ("\x1b", "\x07", "\x9b", "\u202e")
+
+
+def _escaped(text: str) -> bool:
+    return not any(c in text for c in RAW)
+
+
+def test_inspect_escapes_control_characters_in_user_data(tmp_path, tiny_mlm_dir, capsys):
+    src = tmp_path / f"in{CLEAR}.jsonl"
+    rows = [
+        {
+            "id": f"r{i}{TITLE}",
+            "text": f"the {CLEAR}film is good and the {RLO}story moves",
+            "y": f"p{CLEAR}",
+        }
+        for i in range(3)
+    ]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    argv = ["augment", str(src), "-o", str(out), "--text-column", "text", "--label-column", "y"]
+    argv += ["--id-column", "id", "--mlm", str(tiny_mlm_dir), "--vectors", "none", "--n", "2"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--samples", "3"]) == 0
+    shown = capsys.readouterr().out
+    assert _escaped(shown), shown
+    assert "in\\x1b[2J.jsonl" in shown and "\\x1b]0;owned\\x07" in shown
+    assert "p\\x1b[2J" in shown and "\\u202e" in shown
+
+
+def test_sample_escapes_control_characters(tiny_mlm_dir, capsys):
+    text = f"the {CLEAR}quiet village {TITLE} slowly {RLO}disappeared under snow ."
+    argv = ["sample", text, "--text-b", f"a {TITLE} b", "--mlm", str(tiny_mlm_dir), "--n", "2"]
+    assert main([*argv, "--vectors", "none"]) == 0
+    shown = capsys.readouterr().out
+    assert _escaped(shown), shown
+    assert shown.splitlines()[0].strip() == (
+        "0  the \\x1b[2Jquiet village \\x1b]0;owned\\x07 slowly \\u202edisappeared under snow .  "
+        "||  a \\x1b]0;owned\\x07 b"
+    )
+
+
+def test_error_lines_escape_control_characters(tmp_path, capsys):
+    missing = tmp_path / f"missing{TITLE}.tsv"
+    assert main(["augment", str(missing), "-o", str(tmp_path / "o"), "--mlm", "none"]) != 0
+    err = capsys.readouterr().err
+    assert _escaped(err) and "missing\\x1b]0;owned\\x07.tsv" in err and len(err.splitlines()) == 1
+    with pytest.raises(SystemExit):
+        main(["inspect", str(tmp_path), f"--bogus{CLEAR}"])
+    err = capsys.readouterr().err
+    assert _escaped(err) and "--bogus\\x1b[2J" in err
