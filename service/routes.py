@@ -226,6 +226,13 @@ def build_router(api_keys: bool) -> APIRouter:
         """Ready: 200 once the models are loaded and a warm-up batch has run."""
         return JSONResponse(state.describe(), status_code=200 if state.status == "ready" else 503)
 
+    # HEAD on the probes, as load balancers and `curl -I` send it (uvicorn drops the body);
+    # kept out of the OpenAPI document, where it would repeat the GET operations
+    for path, probe in (("/healthz", healthz), ("/readyz", readyz)):
+        router.add_api_route(
+            path, probe, methods=["HEAD"], response_model=None, include_in_schema=False
+        )
+
     @router.get(
         "/metrics",
         operation_id="metrics",

@@ -175,6 +175,12 @@ class KdaugServer(uvicorn.Server):
             return True
         return await super().on_tick(counter)
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and sockets:  # uvicorn names the address only of a port it binds
+            for sock in sockets:
+                log.info("listening on %s", address(sock))
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.state.batcher.close(self.state.settings.drain_timeout_s)
         await super().shutdown(sockets)
@@ -185,7 +191,10 @@ def bind(host: str, port: int) -> socket.socket:
     if not 0 <= port <= 65535:
         raise KdaugError(f"--port must be between 0 and 65535, not {port}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn binds
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, as asyncio's own create_server makes it: asyncio sets TCP_NODELAY on the
+    # connections it accepts only from a socket that says it is TCP. Without it, Nagle's
+    # algorithm and the client's delayed ACK hold each kept-alive response for about 40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
@@ -196,6 +205,12 @@ def bind(host: str, port: int) -> socket.socket:
         raise KdaugError(f"cannot listen on {host}:{port}: {why}") from None
     sock.set_inheritable(True)
     return sock
+
+
+def address(sock: socket.socket | Any) -> str:
+    """The URL of a listening socket, with the port it really got (also for port 0)."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def serve(app: FastAPI, sock: socket.socket, **uvicorn_options: Any) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import queue
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -38,3 +40,30 @@ def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 120) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
+
+
+def lines_of(proc: subprocess.Popen) -> queue.Queue:
+    """The lines `proc` prints, as a queue filled by a daemon thread."""
+    out: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        for line in proc.stdout:
+            out.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return out
+
+
+def wait_line(lines: queue.Queue, text: str, timeout: float) -> str:
+    """The first line holding `text` (fails when none is printed within `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        seen.append(line)
+        if text in line:
+            return line
+    raise AssertionError(f"{text!r} not printed within {timeout} s: {seen[-20:]}")

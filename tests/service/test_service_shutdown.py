@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import subprocess
 import sys
 import textwrap
 import threading
@@ -14,7 +13,7 @@ import time
 
 import httpx
 
-from tests.service.support import REPO, free_port, spawn, wait_ready
+from tests.service.support import REPO, free_port, lines_of, spawn, wait_line, wait_ready
 
 DRAIN_S = 2.0
 
@@ -37,31 +36,6 @@ SCRIPT = textwrap.dedent(
     sys.exit(main(["serve", "--mlm", "none", "--device", "cpu", "--port", sys.argv[1]]))
     """
 )
-
-
-def lines_of(proc: subprocess.Popen) -> queue.Queue:
-    out: queue.Queue = queue.Queue()
-
-    def pump() -> None:
-        for line in proc.stdout:
-            out.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return out
-
-
-def wait_line(lines: queue.Queue, text: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        seen.append(line)
-        if text in line:
-            return
-    raise AssertionError(f"{text!r} not printed within {timeout} s: {seen[-20:]}")
 
 
 def test_sigterm_with_a_long_batch_running_exits_within_the_drain_deadline(tmp_path):
