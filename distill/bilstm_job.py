@@ -33,7 +33,8 @@ from distill.checkpoint import seed_everything
 from distill.config import DistillConfig
 from distill.data import BatchStream, ExampleSource
 from distill.evaluate import evaluate, time_forward
-from distill.logits_cache import LogitsCache, find_cache, teacher_fingerprint, write_cache
+from distill.fingerprint import teacher_fingerprint
+from distill.logits_cache import LogitsCache, find_cache, write_cache
 from distill.models import count_parameters, load_teacher
 from distill.runtime import Runtime, main_only, setup_runtime, teardown_runtime
 from distill.stages import Job
@@ -68,7 +69,9 @@ def teacher_logits(
     if cache is None:
         stream = BatchStream(source, tokenizer, cfg.seq_len, cfg.eval_batch_size, shuffle=False)
         try:
-            main_only(rt, lambda: write_cache(teacher, stream, fp, rt.device, rt.autocast))
+            main_only(
+                rt, lambda: write_cache(teacher, stream, fp, rt.device, rt.autocast, teacher_dir)
+            )
         except OSError as exc:
             raise BiLSTMError(
                 f"cannot write the teacher-logits cache beside {train}: {exc}; copy the "

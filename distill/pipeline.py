@@ -15,7 +15,8 @@ from distill.checkpoint import seed_everything
 from distill.config import DistillConfig
 from distill.data import BatchStream, ExampleSource
 from distill.evaluate import evaluate, time_forward
-from distill.logits_cache import find_cache, teacher_fingerprint, write_cache
+from distill.fingerprint import teacher_fingerprint
+from distill.logits_cache import find_cache, writable_cache_dir, write_cache
 from distill.models import (
     build_student,
     count_parameters,
@@ -198,16 +199,17 @@ def _distill(
 def cache_teacher_logits(
     cfg: DistillConfig, shards: str, teacher_dir: str, batch_size: int
 ) -> Path:
-    """`kdaug teacher-logits`: store the teacher's logits for every shard row."""
-    rt = setup_runtime(cfg.device, cfg.precision)
+    """`kdaug teacher-logits`: store the teacher's logits for every shard row. Where they go is
+    checked writable before the teacher is loaded."""
     teacher_dir = trained_dir(teacher_dir)
+    source = ExampleSource(shards, cfg.spec)
+    fp = teacher_fingerprint(teacher_dir, cfg.seq_len)
+    writable_cache_dir(source, fp)
+    rt = setup_runtime(cfg.device, cfg.precision)
     teacher, tokenizer = load_teacher(teacher_dir, cfg.spec)
     teacher.to(rt.device)
-    stream = BatchStream(
-        ExampleSource(shards, cfg.spec), tokenizer, cfg.seq_len, batch_size, shuffle=False
-    )
-    fp = teacher_fingerprint(teacher_dir, cfg.seq_len)
-    return write_cache(teacher, stream, fp, rt.device, rt.autocast)
+    stream = BatchStream(source, tokenizer, cfg.seq_len, batch_size, shuffle=False)
+    return write_cache(teacher, stream, fp, rt.device, rt.autocast, teacher_dir)
 
 
 def evaluate_model(cfg: DistillConfig, model: str, evals: list[str]) -> dict[str, Any]:

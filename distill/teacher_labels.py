@@ -4,7 +4,6 @@ fingerprint distillation uses (the teacher's files and the max length), for `kda
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -37,35 +36,40 @@ def teacher_names(teacher: str | Path) -> tuple[str, ...]:
 
 
 def find_logits(
-    out: Path, shard_rows: dict[str, int], teacher: str, max_length: int, hint: str
+    out: Path, shards: dict[str, dict[str, Any]], teacher: str, max_length: int, hint: str
 ) -> tuple[Path, list[Any]]:
-    """The cache directory and one memory-mapped [rows, labels] array per shard (in the order
-    of `shard_rows`: shard file name -> rows); a one-line KdaugError when no cache matches."""
-    from distill.logits_cache import CACHE_DIR, META, teacher_fingerprint
+    """The cache directory and one memory-mapped [rows, labels] array per shard, in the order of
+    `shards` (shard file name -> its verified rows and sha256), when the cache of this teacher
+    (every file of it) was computed from exactly these shards; else a one-line KdaugError: no
+    cache, or a stale one (the shards or the teacher changed since `kdaug teacher-logits`)."""
+    from distill.logits_cache import CACHE_DIR, check_cache, teacher_fingerprint
     from distill.pipeline import trained_dir
 
     if not Path(teacher).is_dir():
         raise KdaugError(f"--teacher {teacher} is not a directory: give the fine-tuned teacher")
     teacher_dir = trained_dir(teacher)
+    root = out / CACHE_DIR
     fp = teacher_fingerprint(teacher_dir, max_length)
-    directory = out / CACHE_DIR / fp
-    meta = None
-    with contextlib.suppress(OSError, ValueError):
-        meta = json.loads((directory / META).read_text(encoding="utf-8"))
-    if not isinstance(meta, dict) or meta.get("files") != shard_rows:
-        root = out / CACHE_DIR
+    check = check_cache(root, fp, shards, teacher_dir, max_length)
+    rerun = f"kdaug teacher-logits {out} --teacher {teacher} {hint}"
+    if check.stale:
+        raise KdaugError(
+            f"the cached logits of teacher {teacher} in {root} are stale ({check.problem}): "
+            f"re-run `{rerun}`"
+        )
+    if check.problem is not None:
         others = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        stale = " (a cache for these shards was found but is out of date)" if meta else ""
         note = f" ({root} holds {len(others)} for other teachers or lengths)" if others else ""
         raise KdaugError(
-            f"no cached logits of teacher {teacher} at max length {max_length} for {out}{stale}"
-            f"{note}: run `kdaug teacher-logits {out} --teacher {teacher} {hint}` first"
+            f"no cached logits of teacher {teacher} at max length {max_length} for {out}{note}: "
+            f"run `{rerun}` first"
         )
-    arrays = [_load_npy(directory / f"{Path(name).stem}.npy") for name in shard_rows]
-    for (name, rows), arr in zip(shard_rows.items(), arrays, strict=True):
-        if arr.ndim != 2 or arr.shape[0] != rows:
+    directory = check.directory
+    arrays = [_load_npy(directory / f"{Path(name).stem}.npy") for name in shards]
+    for (name, entry), arr in zip(shards.items(), arrays, strict=True):
+        if arr.ndim != 2 or arr.shape[0] != entry["rows"]:
             raise KdaugError(
                 f"the cached teacher logits of {name} in {directory} have shape {arr.shape}, "
-                f"not ({rows}, labels): run `kdaug teacher-logits` again"
+                f"not ({entry['rows']}, labels): run `kdaug teacher-logits` again"
             )
     return directory, arrays

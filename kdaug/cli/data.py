@@ -352,8 +352,12 @@ def _teacher(args, out, manifest, shards, codec) -> tuple[_Teacher | None, Label
     hint = f"--task {task}" if task else "--task custom ..."
     if args.max_length:
         hint += f" --max-length {args.max_length}"
-    rows = {s.path.name: s.rows for s in shards}
-    directory, arrays = find_logits(out, rows, args.teacher, max_length, hint)
+    # what the cache must have been computed from: the shards as verified against the manifest
+    content = {
+        s.path.name: {"rows": s.rows, "sha256": manifest["shards"][s.name]["sha256"]}
+        for s in shards
+    }
+    directory, arrays = find_logits(out, content, args.teacher, max_length, hint)
     width = arrays[0].shape[1] if arrays else 0
     wanted = 1 if codec.regression else len(codec.names) or width
     if arrays and width != wanted:

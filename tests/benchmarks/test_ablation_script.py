@@ -143,7 +143,7 @@ def fake_kdaug(log: list[list[str]], interrupt_at: int | None = None):
     """Stands in for `Steps.kdaug`: writes what each command writes (metrics.json, shards with
     originals and variants, the teacher-logits cache) with known scores and agreements."""
     from distill.data import ExampleSource
-    from distill.logits_cache import CACHE_DIR, META, teacher_fingerprint
+    from distill.logits_cache import CACHE_DIR, META, source_content, teacher_fingerprint
     from distill.pipeline import trained_dir
 
     spec = get_task("sst2")
@@ -195,7 +195,6 @@ def fake_kdaug(log: list[list[str]], interrupt_at: int | None = None):
             directory = (train if train.is_dir() else train.parent) / CACHE_DIR / fp
             directory.mkdir(parents=True)
             flip = [[r.get("variant") == 2 for r in source._rows(f)] for f in source.files]
-            counts = {}
             for fi, f in enumerate(source.files):
                 examples = [e for e in source.iterate([fi])]
                 arr = np.zeros((len(examples), 2), dtype=np.float32)
@@ -203,8 +202,7 @@ def fake_kdaug(log: list[list[str]], interrupt_at: int | None = None):
                     label = 1 - e.label if flip[fi][e.key[1]] else e.label
                     arr[e.key[1], label] = 1.0
                 np.save(directory / f"{f.stem}.npy", arr)
-                counts[f.name] = len(examples)
-            meta = {"fingerprint": fp, "num_labels": 2, "files": counts}
+            meta = {"fingerprint": fp, "num_labels": 2, "files": source_content(source)}
             (directory / META).write_text(json.dumps(meta))
             return f"{directory}\n"
         elif argv[0] == "distill":

@@ -76,7 +76,8 @@ def tiny_teacher(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: str) -
 
 
 def _write_shards(out: Path, rows: list[tuple[str, str, str]], variants: int = 3) -> Path:
-    """A kdaug shard directory: data/part-NNNNN.parquet in the documented schema."""
+    """Shards in a directory: data/part-NNNNN.parquet in the documented schema, without a
+    manifest (a folder of Parquet files; tests of builds make real ones with `kdaug augment`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -104,7 +105,6 @@ def _write_shards(out: Path, rows: list[tuple[str, str, str]], variants: int = 3
             pa.Table.from_pylist(recs, schema=VARIANT_SCHEMA),
             out / "data" / f"part-{part:05d}.parquet",
         )
-    (out / "manifest.json").write_text("{}")
     return out
 
 

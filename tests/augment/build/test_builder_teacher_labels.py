@@ -143,6 +143,7 @@ def test_old_string_label_shards_export_and_relabel(tmp_path, sst2_cached, capsy
         pq.write_table(pa.Table.from_pylist(legacy, schema=VARIANT_SCHEMA), path)
         entry["sha256"] = sha256_file(path)
     (old / "manifest.json").write_text(json.dumps(manifest))
+    assert np.array_equal(_cache(old, teacher, "sst2"), logits)  # new shard files: cached anew
     rows = pq.read_table(sorted((old / "data").glob("*.parquet"))).to_pylist()
     plain, relabelled = tmp_path / "plain.tsv", tmp_path / "teacher.tsv"
     assert _run(capsys, "export", str(old), "-o", str(plain))[0] == 0
