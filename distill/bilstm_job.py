@@ -33,11 +33,11 @@ from distill.checkpoint import seed_everything
 from distill.config import DistillConfig
 from distill.data import BatchStream, ExampleSource
 from distill.evaluate import evaluate, time_forward
-from distill.fingerprint import teacher_fingerprint
+from distill.fingerprint import model_sha256, teacher_fingerprint
 from distill.logits_cache import LogitsCache, find_cache, write_cache
 from distill.models import count_parameters, load_teacher
 from distill.runtime import Runtime, main_only, setup_runtime, teardown_runtime
-from distill.stages import Job
+from distill.stages import Job, stage_settings
 from kdaug.vectors import WordVectors
 
 log = logging.getLogger(__name__)
@@ -174,6 +174,12 @@ def distill_bilstm(
     try:
         spec = cfg.spec
         seed_everything(cfg.seed)
+        files = ExampleSource(train, spec).files
+        parts = ("temperature", "weights", "bilstm")
+        settings = stage_settings(
+            cfg, "prediction", files, parts, teacher=model_sha256(teacher_dir)
+        )
+        job.check_resume("prediction", settings)  # before the teacher runs
         teacher, teacher_tok = load_teacher(teacher_dir, spec)
         teacher.to(rt.device)
         cache, forwards = teacher_logits(rt, cfg, teacher, teacher_tok, teacher_dir, train)
@@ -198,6 +204,7 @@ def distill_bilstm(
             teacher=lambda batch: {"logits": batch.teacher_logits},
             dev=dev,
             final=True,
+            settings=settings,
         )
         record["teacher_forwards"] = forwards
 

@@ -9,13 +9,14 @@ from typing import Any
 
 import torch
 
+from distill import checkpoint as ckpt
 from distill.bilstm import STUDENT as STUDENT_BILSTM
 from distill.bilstm import is_bilstm, load_bilstm
 from distill.checkpoint import seed_everything
 from distill.config import DistillConfig
 from distill.data import BatchStream, ExampleSource
 from distill.evaluate import evaluate, time_forward
-from distill.fingerprint import teacher_fingerprint
+from distill.fingerprint import model_sha256, teacher_fingerprint
 from distill.logits_cache import find_cache, writable_cache_dir, write_cache
 from distill.models import (
     build_student,
@@ -31,7 +32,7 @@ from distill.objectives import (
     TeacherTargets,
 )
 from distill.runtime import main_only, setup_runtime, teardown_runtime
-from distill.stages import Job, streams
+from distill.stages import Job, stage_settings, streams
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,23 @@ def finetune_teacher(
     rt = setup_runtime(cfg.device, cfg.precision)
     job = Job(cfg, rt, out, resume)
     try:
+        files = ExampleSource(train, cfg.spec).files
+        settings = stage_settings(cfg, "finetune", files, (), model=model)
+        job.check_resume("finetune", settings)  # before the model is loaded
         seed_everything(cfg.seed)
         net, tokenizer = load_classifier(model, cfg.spec)
         net.to(rt.device)
         train_stream, dev = job.streams(tokenizer, train, evals, cfg.finetune.batch_size)
         objective = SupervisedObjective(net, cfg.spec.is_regression)
         state, record = job.train(
-            "finetune", objective, net, tokenizer, train_stream, dev=dev, final=True
+            "finetune",
+            objective,
+            net,
+            tokenizer,
+            train_stream,
+            dev=dev,
+            final=True,
+            settings=settings,
         )
         metrics = {
             "task": cfg.spec.name,
@@ -100,6 +111,13 @@ def _distill(
 ) -> dict[str, Any]:
     cfg, rt, out, resume = job.cfg, job.rt, job.out, job.resume
     spec = cfg.spec
+    names = {"both": ("intermediate", "prediction")}.get(stages, (stages,))
+    files = ExampleSource(train, spec).files
+    models = {"teacher": model_sha256(teacher_dir), "student": student_spec}
+    parts = ("layer_map", "temperature", "weights")
+    settings = {name: stage_settings(cfg, name, files, parts, **models) for name in names}
+    for name in names:
+        job.check_resume(name, settings[name])  # before any model is loaded
     seed_everything(cfg.seed)
     teacher, tokenizer = load_teacher(teacher_dir, spec)
     student = build_student(trained_dir(student_spec), teacher, tokenizer, spec)
@@ -114,7 +132,10 @@ def _distill(
 
     if stages in ("intermediate", "both"):
         done = out / "intermediate"
-        if resume and (done / "config.json").is_file():
+        # a finished stage 1 is resumed from its checkpoint (its settings checked, its budget
+        # extended if asked), or, without one, taken from its saved model
+        unchecked = resume and not ckpt.latest(out / "checkpoints" / done.name)
+        if unchecked and (done / "config.json").is_file():
             student.load_state_dict(type(student).from_pretrained(done).state_dict())
         else:
             stream, _ = job.streams(tokenizer, train, [], cfg.intermediate.batch_size)
@@ -134,6 +155,7 @@ def _distill(
                 stream,
                 teacher=targets,
                 final=stages == "intermediate",
+                settings=settings["intermediate"],
             )
             for capture in (objective.scores, targets.scores):
                 if capture is not None:
@@ -161,6 +183,7 @@ def _distill(
             teacher=targets,
             dev=dev,
             final=True,
+            settings=settings["prediction"],
         )
         records["prediction"]["teacher_forwards"] = targets.forwards
         histories["prediction"] = state.history

@@ -1,6 +1,7 @@
 """What every training job shares (the transformer pipeline and the BiLSTM job alike): the
-task's batch streams of a training file and dev files, and a Job that runs timed stages,
-evaluates, saves and reports into one output directory."""
+task's batch streams of a training file and dev files, the settings a stage's checkpoints are
+checked against on resume, and a Job that runs timed stages, evaluates, saves and reports into
+one output directory."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from torch import nn
 
+from distill import checkpoint as ckpt
 from distill.config import DistillConfig
 from distill.data import BatchStream, ExampleSource, RejectLog
 from distill.evaluate import evaluate
+from distill.fingerprint import data_sha256
 from distill.models import save_model
 from distill.report import plot_curves, write_metrics
 from distill.runtime import Runtime, main_only
@@ -55,6 +59,56 @@ def streams(
     return train_stream, dev
 
 
+# A resume may change a stage's budget: it then runs to the new one, its schedule recomputed for
+# the new length from the step it reached. Every other setting must be the checkpoint's.
+EXTENDABLE = ("epochs", "max_steps")
+FLAGS = {  # setting -> the flag that sets it, the name a refused resume gives
+    "lr": "--lr",
+    "batch_size": "--batch-size",
+    "grad_accum": "--grad-accum",
+    "task": "--task",
+    "labels": "--labels",
+    "text_a": "--text-a",
+    "text_b": "--text-b",
+    "label_column": "--label-column",
+    "max_length": "--max-length",
+    "seed": "--seed",
+    "layer_map": "--layer-map",
+    "temperature": "--temperature",
+    "weights.hard": "--hard-weight",
+    "bilstm.hidden_size": "--lstm-hidden",
+    "bilstm.layers": "--lstm-layers",
+    "bilstm.dropout": "--lstm-dropout",
+    "bilstm.embeddings": "--embeddings",
+    "bilstm.loss": "--logit-loss",
+}
+
+
+def stage_settings(
+    cfg: DistillConfig, name: str, train: list[Path], parts: tuple[str, ...], **models: str
+) -> dict[str, Any]:
+    """What stage `name` trains under, by flag (or config key): its stage settings but the
+    budget, the task and tokenisation, the seed, the config `parts` the stage reads (`weights`,
+    `bilstm`, ...), the models (`models`: flag -> an identity) and the sha256 of the training
+    files `train`."""
+    settings = {
+        FLAGS.get(k, f"{name}.{k}"): v
+        for k, v in cfg.stage(name).model_dump().items()
+        if k not in EXTENDABLE
+    }
+    common = ("task", "labels", "text_a", "text_b", "label_column", "seed", "group_batches")
+    values: dict[str, Any] = {k: getattr(cfg, k) for k in (*common, *parts)}
+    values["max_length"] = cfg.seq_len
+    for key, value in values.items():
+        flat = value.model_dump() if isinstance(value, BaseModel) else {"": value}
+        for sub, v in flat.items():
+            full = f"{key}.{sub}" if sub else key
+            settings[FLAGS.get(full, full)] = v
+    settings.update({f"--{flag}": identity for flag, identity in models.items()})
+    settings["--train"] = data_sha256(train)
+    return settings
+
+
 @dataclass
 class Job:
     """What the stages of one training job share: its settings, runtime, output directory and
@@ -76,6 +130,11 @@ class Job:
         """`streams` of this job, its rejects logged."""
         return streams(self.cfg, tokenizer, train, evals, batch_size, self.rejects)
 
+    def check_resume(self, name: str, settings: dict[str, Any]) -> None:
+        """Refuse, before any costly work, to resume stage `name` under other settings."""
+        if self.resume and (last := ckpt.latest(self.out / "checkpoints" / name)):
+            ckpt.check_settings(last, settings)
+
     def evaluate(self, model: nn.Module, dev: dict[str, BatchStream]) -> dict[str, Any]:
         """The task's metrics of `model` on the dev streams, computed on the main process."""
         rt = self.rt
@@ -92,9 +151,11 @@ class Job:
         teacher: Callable[[Any], dict[str, Any]] | None = None,
         dev: dict[str, BatchStream] | None = None,
         final: bool = False,
+        settings: dict[str, Any] | None = None,
     ) -> tuple[StageState, dict[str, Any]]:
         """Run (or resume) stage `name`: its state and its metrics record (steps, seconds). The
-        final stage leaves out/best: its best dev model, or without dev files its last one."""
+        final stage leaves out/best: its best dev model, or without dev files its last one.
+        `settings` (stage_settings) go into every checkpoint; a resume must match them."""
         t0 = time.perf_counter()
         trainer = StageTrainer(
             name,
@@ -107,6 +168,7 @@ class Job:
             self.out,
             teacher=teacher,
             dev=dev,
+            settings=settings,
         )
         state = trainer.train(self.resume)
         wall = time.perf_counter() - t0

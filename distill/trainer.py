@@ -25,6 +25,7 @@ from distill.evaluate import evaluate, primary_score
 from distill.models import save_model
 from distill.objectives import TeacherTargets
 from distill.runtime import Runtime, main_only
+from kdaug.errors import KdaugError
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,10 @@ class StageTrainer:
         *,
         teacher: TeacherTargets | None = None,
         dev: dict[str, BatchStream] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         self.name, self.cfg, self.stage = name, cfg, cfg.stage(name)
+        self.settings = settings  # what a resume is checked against (stages.stage_settings)
         self.model, self.tokenizer, self.train_stream, self.rt = model, tokenizer, train, runtime
         self.teacher, self.dev = teacher, dev or {}
         self.out_dir, self.ckpt_dir = out_dir, out_dir / "checkpoints" / name
@@ -232,11 +235,22 @@ class StageTrainer:
             "trainer": self.state.__dict__,
             "world": self.rt.world,
         }
-        main_only(self.rt, lambda: ckpt.save_state(directory, state, self.cfg.keep_checkpoints))
+        keep = self.cfg.keep_checkpoints
+        main_only(self.rt, lambda: ckpt.save_state(directory, state, keep, self.settings))
 
     def _restore(self, directory: Path) -> None:
+        if self.settings is not None:
+            ckpt.check_settings(directory, self.settings)
         state = ckpt.load_state(directory, self.rt.rank)
-        self.objective.load_state_dict(state["model"])
+        try:
+            self.objective.load_state_dict(state["model"])
+        except RuntimeError as exc:  # a checkpoint older than its settings record
+            first = str(exc).strip().splitlines()[-1].strip()
+            raise KdaugError(
+                f"cannot resume from {directory}: its weights do not fit this model ({first}); "
+                "resume with the settings it was written under, or train afresh in another -o "
+                "directory"
+            ) from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
