@@ -19,6 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, replace
 from typing import Any, Literal
 
@@ -98,7 +102,7 @@ class VariantExpander:
     A row that cannot be a record (an empty text, a label outside the task's set) raises a
     one-line InputError, or with `on_reject="drop"` is left out with a warning and kept in
     `rejects`. The Augmenter is loaded on first use (and again in each `num_proc` process:
-    pickling keeps only the settings)."""
+    pickling keeps only the settings), with `threads` torch threads on CPU when given."""
 
     def __init__(
         self,
@@ -107,21 +111,24 @@ class VariantExpander:
         *,
         augmenter=None,
         on_reject: OnReject = "raise",
+        threads: int | None = None,
     ) -> None:
         if on_reject not in ("raise", "drop"):
             raise ValueError(f"on_reject must be 'raise' or 'drop', not {on_reject!r}")
         self.config = config or (augmenter.config if augmenter is not None else AugmentConfig())
         self.columns = columns or Columns()
         self.on_reject = on_reject
+        self.threads = threads
         self.rejects: list[Reject] = []
         self._augmenter = augmenter
 
     @property
     def augmenter(self):
         if self._augmenter is None:
-            from augment.augmenter import Augmenter
+            from augment.build.shard import load_augmenter
 
-            self._augmenter = Augmenter(self.config)
+            config = self.config
+            self._augmenter, _ = load_augmenter(config.model_dump(), config.device, self.threads)
         return self._augmenter
 
     def __getstate__(self) -> dict[str, Any]:
@@ -130,6 +137,7 @@ class VariantExpander:
             "config": self.config.model_dump(),
             "columns": asdict(self.columns),
             "on_reject": self.on_reject,
+            "threads": self.threads,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -137,6 +145,7 @@ class VariantExpander:
             AugmentConfig(**state["config"]),
             Columns(**state["columns"]),
             on_reject=state["on_reject"],
+            threads=state.get("threads"),
         )
 
     def __call__(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
@@ -196,6 +205,9 @@ def augment_dataset(
     `replacements`. Columns are mapped as `kdaug augment` maps them (`task` presets, or the
     columns named; a task's hub GLUE names are recognised). `batch_size` rows go to each map
     call; it does not change the output. `augmenter`: an Augmenter already loaded.
+    `num_proc` > 1: that many worker processes, started with spawn (a script calling this needs
+    the `if __name__ == "__main__":` guard), each loading its own models and splitting the CPU
+    cores; the output is the same as with one process.
 
         ds = load_dataset("glue", "sst2", split="train")
         aug = augment_dataset(ds, AugmentConfig(mlm="default", n=4), task="sst2")
@@ -214,7 +226,12 @@ def augment_dataset(
         )
     cfg = config or (augmenter.config if augmenter is not None else AugmentConfig())
     cols = dataset_columns(names, task, text_column, text_b_column, label_column, id_column)
-    expander = VariantExpander(cfg, cols, augmenter=augmenter, on_reject=on_reject)
+    if num_proc is not None and num_proc <= 1:
+        num_proc = None  # datasets starts a one-process pool for 1: no gain, the same output
+    threads = None
+    if num_proc and not cfg.device.startswith("cuda"):
+        threads = max(1, (os.cpu_count() or 1) // num_proc)
+    expander = VariantExpander(cfg, cols, augmenter=augmenter, on_reject=on_reject, threads=threads)
     features = None
     if ds.features is not None:
         features = datasets.Features(
@@ -233,11 +250,34 @@ def augment_dataset(
     }
     if isinstance(ds, datasets.IterableDataset):
         return ds.map(expander, **kwargs)
-    aug = expander.augmenter  # loaded here: its errors come before any work, in one line
-    fingerprint = _fingerprint(ds, cfg, cols, on_reject, aug)
-    return ds.map(
-        expander, num_proc=num_proc, new_fingerprint=fingerprint, desc="kdaug augment", **kwargs
-    )
+    if augmenter is None:
+        # loaded here: its errors come before any work, in one line
+        augmenter = VariantExpander(cfg, cols).augmenter if num_proc else expander.augmenter
+    fingerprint = _fingerprint(ds, cfg, cols, on_reject, augmenter)
+    with spawned_workers() if num_proc else nullcontext():
+        return ds.map(
+            expander, num_proc=num_proc, new_fingerprint=fingerprint, desc="kdaug augment", **kwargs
+        )
+
+
+_START_METHOD = threading.Lock()
+
+
+@contextmanager
+def spawned_workers() -> Iterator[None]:
+    """`Dataset.map(num_proc=...)` starts its workers with the default start method of
+    `multiprocess`, fork on Linux: a forked worker deadlocks in torch once the parent has run
+    torch's thread pool (loading the Augmenter does), and cannot use CUDA. Spawned workers start
+    clean, as the builder's do; the previous start method is restored afterwards."""
+    import multiprocess
+
+    with _START_METHOD:
+        before = multiprocess.get_start_method(allow_none=True)
+        multiprocess.set_start_method("spawn", force=True)
+        try:
+            yield
+        finally:
+            multiprocess.set_start_method(before, force=True)
 
 
 def _fingerprint(ds, cfg: AugmentConfig, cols: Columns, on_reject: str, aug) -> str:

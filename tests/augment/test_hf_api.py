@@ -3,8 +3,13 @@ whatever the batch size, with the dataset's own columns and features."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import pickle
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import datasets
@@ -185,3 +190,47 @@ def test_the_expander_pickles_its_settings_only(vectors_augmenter):
     back = pickle.loads(data)
     assert back.config == vectors_augmenter.config and back.columns == expander.columns
     assert back._augmenter is None  # loaded again where it is used
+
+
+# Run in a fresh interpreter, as a user's script would be (spawned workers import its main
+# module, hence the guard); the parent uses torch before the workers start.
+NUM_PROC_SCRIPT = """
+import json, sys
+
+if __name__ == "__main__":
+    import datasets
+    import multiprocess
+    from augment import AugmentConfig, augment_dataset
+    from augment.augmenter import Augmenter
+
+    sentences, mlm = json.loads(sys.argv[1]), sys.argv[2]
+    ds = datasets.Dataset.from_dict({"sentence": sentences, "label": [0, 1] * (len(sentences) // 2)})
+    loaded = Augmenter(AugmentConfig(mlm=mlm, n=3, pos_filter="lexicon", device="cpu"))
+    one = augment_dataset(ds, augmenter=loaded, task="sst2").to_list()
+    two = augment_dataset(ds, augmenter=loaded, task="sst2", num_proc=2, batch_size=5).to_list()
+    method = multiprocess.get_start_method(allow_none=True)  # restored
+    print(json.dumps({"one": one, "two": two, "method": method}))
+"""
+
+
+def test_num_proc_workers_give_the_same_variants_and_do_not_hang(tmp_path, tiny_mlm_dir):
+    script = tmp_path / "num_proc.py"
+    script.write_text(NUM_PROC_SCRIPT, encoding="utf-8")
+    sentences = [f"{SENTENCES[i % len(SENTENCES)]} ( take {i} )" for i in range(12)]
+    argv = [sys.executable, str(script), json.dumps(sentences), str(tiny_mlm_dir)]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        # a deadlocked worker fails the test instead of hanging the suite
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the workers too
+        _, stderr = proc.communicate()
+        pytest.fail(f"augment_dataset(num_proc=2) hung: {stderr[-2000:]}")
+    assert proc.returncode == 0, stderr[-3000:]
+    out = json.loads(stdout.splitlines()[-1])
+    assert len(out["one"]) > len(sentences)
+    assert out["two"] == out["one"] and out["method"] is None
+    sources = {r["source"] for row in out["one"] for r in row["replacements"]}
+    assert "mlm" in sources  # the tiny masked-LM ran in the workers too
