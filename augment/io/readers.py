@@ -4,11 +4,14 @@ mapping and GLUE presets.
 Every physical data row becomes either a Record or a Reject (with its reason): nothing is dropped
 silently. The rows come from the one table reader (kdaug.tables, which rejects unreadable rows);
 this module maps a row's columns to a record's text, label and id and rejects the rows that
-cannot be one. The builder checks the rows read against `kdaug.tables.count_input_rows`.
+cannot be one (besides a bad text, id or label: a text longer than spaCy tags, an id an earlier
+row has, JSON keys beyond the pass-through columns a build carries). The builder checks the rows
+read against `kdaug.tables.count_input_rows`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -25,6 +28,13 @@ from kdaug.tables import PREVIEW, Row, Undecodable
 from kdaug.tasks import GLUE_TASKS, NO_LABEL, Task, task_key
 
 log = logging.getLogger(__name__)
+
+# The longest text a record may have, in characters: spaCy refuses longer ones (nlp.max_length,
+# ValueError E088), and a text that long is no training example for a 128-token student anyway.
+MAX_TEXT_CHARS = 1_000_000
+# The most pass-through columns a JSON lines input brings: each row has keys of its own, so their
+# union (rows x columns cells a shard) could grow with the file; a table's header has no cap.
+MAX_PASSTHROUGH_COLUMNS = 256
 
 
 @dataclass(frozen=True)
@@ -100,8 +110,12 @@ def read_records(
     passthrough: tuple[str, ...] = (),
 ) -> Iterator[Record | Reject]:
     """Records (or Rejects) from `path`, in file order, starting at data row `start`; each
-    record carries the `passthrough` columns (see `passthrough_columns`) as text."""
+    record carries the `passthrough` columns (see `passthrough_columns`) as text, and a row with
+    another column (a JSON key beyond them) is rejected. A row whose id an earlier record has is
+    rejected (ids are text: 1 and "1" are one id), rows before `start` included."""
     path = Path(path)
+    carried = frozenset(passthrough)
+    ids = _SeenIds() if columns.id is not None else None
 
     def select(have: list[Any]) -> list[Any]:
         wanted = _need(columns, have, path)
@@ -109,12 +123,48 @@ def read_records(
 
     rows = tables.read_rows(path, fmt, header=columns.header, select=select, split=split)
     for item in rows:
-        if item.index < start:
+        if not isinstance(item, Row):
+            if item.index >= start:
+                yield Reject(item.index, item.reason, None, item.raw, item.line)
             continue
-        if isinstance(item, Row):
-            yield to_record(item.index, item.values, columns, item.line, bool(passthrough))
-        else:
-            yield Reject(item.index, item.reason, None, item.raw, item.line)
+        rec = to_record(item.index, item.values, columns, item.line, bool(passthrough))
+        if isinstance(rec, Record):
+            why = _beyond(rec, carried) or (ids and ids.repeated(rec.id))
+            if why:
+                rec = Reject(item.index, why, rec.id, _jsonable(item.values), item.line)
+        if item.index >= start:
+            yield rec
+
+
+class _SeenIds:
+    """The ids of the records read so far, as 16-byte digests (about 83 MB per million ids,
+    however long they are; two ids share a digest with odds of about n**2 / 2**129)."""
+
+    def __init__(self) -> None:
+        self._seen: set[bytes] = set()
+
+    def repeated(self, rid: str) -> str | None:
+        """Why a record with `rid` is refused (an earlier record has it), else None (noted)."""
+        key = hashlib.blake2b(rid.encode("utf-8"), digest_size=16).digest()
+        if key not in self._seen:
+            self._seen.add(key)
+            return None
+        return (
+            f"duplicate id {_ID_REPR.repr(rid)}: an earlier row has it (ids are compared as "
+            'text, so 1 and "1" are one id); each id may appear once'
+        )
+
+
+def _beyond(rec: Record, carried: frozenset[str]) -> str | None:
+    """Why a record with a column outside the pass-through columns is refused, else None."""
+    extra = next((k for k in rec.passthrough or () if k not in carried), None)
+    if extra is None:
+        return None
+    return (
+        f"holds key {_ID_REPR.repr(extra)}, beyond the first {MAX_PASSTHROUGH_COLUMNS} keys of "
+        "this file that a build carries as pass-through columns: give every row the same keys "
+        "(or nest per-row data under one key)"
+    )
 
 
 # --- pass-through columns -----------------------------------------------------------------------
@@ -129,11 +179,14 @@ def passthrough_columns(
 ) -> tuple[str, ...]:
     """The input's columns that are not mapped to a text, label or id, in input order (see
     `kdaug.tables.column_names`: for a file without a header, the other field positions "0",
-    "2", ...). The same input and mapping give the same names, so every shard of a build,
-    resumed or not, has the same schema."""
+    "2", ...; for JSON lines, the first MAX_PASSTHROUGH_COLUMNS keys seen). The same input and
+    mapping give the same names, so every shard of a build, resumed or not, has the same
+    schema."""
     mapped = _mapped(columns)
-    names = tables.column_names(path, fmt, columns.header, split)
-    return tuple(dict.fromkeys(_safe(str(n)) for n in names if n not in mapped))
+    keys = MAX_PASSTHROUGH_COLUMNS + len(mapped)
+    names = tables.column_names(path, fmt, columns.header, split, json_keys=keys)
+    carried = tuple(dict.fromkeys(_safe(str(n)) for n in names if n not in mapped))
+    return carried[:MAX_PASSTHROUGH_COLUMNS] if fmt == "jsonl" else carried
 
 
 def passthrough_text(value: Any) -> str | None:
@@ -235,6 +288,11 @@ def _text_value(raw: dict[Any, Any], key: str | int) -> str:
             raise _Bad(f"column {key!r} holds {_kind(value)}, expected a string")
     if value is None or not value.replace("\x00", "").strip():
         raise _Bad(f"empty or missing text in column {key!r}")
+    if len(value) > MAX_TEXT_CHARS:
+        raise _Bad(
+            f"text in column {key!r} has {len(value):,} characters, more than the "
+            f"{MAX_TEXT_CHARS:,} a text may have (the spaCy tagger's limit)"
+        )
     return _check_unicode(value, key, "text")
 
 
@@ -315,6 +373,8 @@ def _safe(text: str) -> str:
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = PREVIEW
+_ID_REPR = reprlib.Repr()  # an id or key in a reason
+_ID_REPR.maxstring = 80
 
 
 def _jsonable(raw: dict[Any, Any]) -> dict[str, Any]:

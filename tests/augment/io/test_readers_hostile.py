@@ -393,7 +393,7 @@ def test_cli_one_line_errors(tmp_path, capsys):
         [str(d), "--format", "jsonl"],
         [str(d), "--format", "parquet"],
     ):
-        assert main(["augment", *argv, "-o", str(tmp_path / "out"), "--mlm", "none"]) == 2
+        assert main(["augment", *argv, "-o", str(tmp_path / "out"), "--mlm", "none"]) == 1
         err = capsys.readouterr().err.strip()
         assert err.startswith("kdaug: error:") and "\n" not in err and "Traceback" not in err
 
@@ -460,3 +460,95 @@ def test_build_fails_when_rows_read_differ_from_the_count(tmp_path, cheap_augmen
     with pytest.raises(KdaugError, match="29 rows .* 30 data rows") as exc:
         _build(f, tmp_path / "out", cheap_augmenter, columns_for("sst2"), task="sst2")
     assert "\n" not in str(exc.value)
+
+
+# --- duplicate ids, overlong texts, too many JSON keys -------------------------------------------
+
+
+def test_duplicate_ids_are_rejected_with_their_line(tmp_path):
+    """1 and "1" are one id (ids are text); every later row with a seen id is rejected."""
+    f = tmp_path / "d.jsonl"
+    rows = [
+        {"id": 1, "text": "first"},
+        {"id": "1", "text": "the same id as text"},
+        {"id": 2, "text": "second"},
+        {"id": 3, "text": ""},  # rejected for its text: its id is not taken
+        {"id": "3", "text": "third"},
+        {"id": 1, "text": "first again"},
+    ]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    records, rejects = _split(list(read_records(f, Columns("text", id="id"), "jsonl")))
+    assert [r.id for r in records] == ["1", "2", "3"]
+    assert [(r.line, r.id) for r in rejects] == [(2, "1"), (4, "3"), (6, "1")]
+    for r in (rejects[0], rejects[2]):
+        assert r.reason.startswith("duplicate id '1': an earlier row has it")
+        assert r.raw["text"] in ("the same id as text", "first again")
+
+
+def test_duplicate_ids_in_a_tsv_are_rejected(tmp_path):
+    f = tmp_path / "d.tsv"
+    f.write_text("id\tsentence\na\tone\nb\ttwo\na\tthree\n", encoding="utf-8")
+    records, rejects = _split(list(read_records(f, Columns("sentence", id="id"), "tsv")))
+    assert [r.id for r in records] == ["a", "b"]
+    assert [(r.row, r.line) for r in rejects] == [(2, 4)]
+    assert "duplicate id 'a'" in rejects[0].reason
+
+
+def test_a_text_over_the_limit_is_rejected_and_one_at_it_is_kept(tmp_path):
+    from augment.io.readers import MAX_TEXT_CHARS, to_record
+
+    assert MAX_TEXT_CHARS == 1_000_000  # spaCy's limit for one text
+    at = to_record(0, {"text": "a" * MAX_TEXT_CHARS}, Columns("text"))
+    assert isinstance(at, Record)
+    over = to_record(1, {"text": "a" * (MAX_TEXT_CHARS + 1)}, Columns("text"), line=2)
+    assert isinstance(over, Reject) and over.line == 2
+    assert over.reason == (
+        "text in column 'text' has 1,000,001 characters, more than the 1,000,000 a text may "
+        "have (the spaCy tagger's limit)"
+    )
+    pair = to_record(0, {"a": "fine", "b": "b" * (MAX_TEXT_CHARS + 5)}, Columns("a", "b"))
+    assert isinstance(pair, Reject) and "column 'b' has 1,000,005 characters" in pair.reason
+
+
+def _many_keys(path, rows, keys):
+    """JSON lines whose rows each bring `keys` keys of their own (a column each)."""
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(rows):
+            row = {"text": f"sentence number {i}"} | {f"k{i}_{k}": k for k in range(keys)}
+            f.write(json.dumps(row) + "\n")
+    return path
+
+
+def test_jsonl_pass_through_columns_are_capped(tmp_path):
+    """Each row's own keys would make the union of columns grow with the file (rows x columns
+    cells per shard): the first MAX_PASSTHROUGH_COLUMNS keys seen are kept, and a row holding
+    another key is rejected with the reason."""
+    from augment.io.readers import MAX_PASSTHROUGH_COLUMNS, passthrough_columns
+
+    f = _many_keys(tmp_path / "k.jsonl", 100, 20)
+    cols = Columns("text")
+    names = passthrough_columns(f, "jsonl", cols)
+    assert names == tuple(f"k{i}_{k}" for i in range(100) for k in range(20))[:256]
+    assert MAX_PASSTHROUGH_COLUMNS == 256
+    records, rejects = _split(list(read_records(f, cols, "jsonl", passthrough=names)))
+    assert len(records) == 12 and len(records) + len(rejects) == count_input_rows(f, "jsonl")
+    assert rejects[0].line == 13  # its keys k12_16 .. k12_19 are beyond the first 256
+    assert rejects[0].reason == (
+        "holds key 'k12_16', beyond the first 256 keys of this file that a build carries as "
+        "pass-through columns: give every row the same keys (or nest per-row data under one key)"
+    )
+    assert all(set(r.passthrough) <= set(names) for r in records)
+
+
+def test_the_cap_is_on_json_keys_not_on_a_table_header(tmp_path):
+    from augment.io.readers import passthrough_columns
+
+    f = tmp_path / "same.jsonl"
+    rows = [{"text": f"row {i}"} | {f"c{k}": i for k in range(300)} for i in range(3)]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    names = passthrough_columns(f, "jsonl", Columns("text"))
+    assert names == tuple(f"c{k}" for k in range(256))
+    # a table's columns are its header's, shared by every row: none is capped
+    t = tmp_path / "wide.tsv"
+    t.write_text("\t".join(["text", *names, "c256"]) + "\n" + "\t".join(["x"] * 258) + "\n")
+    assert len(passthrough_columns(t, "tsv", Columns("text"))) == 257
