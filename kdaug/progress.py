@@ -11,12 +11,15 @@ The builder, distillation, teacher logits and adapt-mlm all report through `prog
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO, TypeVar
+
+from kdaug.terminal import is_terminal
 
 DEFAULT_INTERVAL = 15.0
 T = TypeVar("T")
@@ -27,13 +30,6 @@ def _interval() -> float:
         return max(0.0, float(os.environ.get("KDAUG_PROGRESS_INTERVAL", DEFAULT_INTERVAL)))
     except ValueError:
         return DEFAULT_INTERVAL
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # no isatty, or a closed stream
-        return False
 
 
 def _in_notebook() -> bool:
@@ -145,7 +141,7 @@ def progress(total: float | None = None, **options: Any) -> Any:
     update(n), set_postfix(**kw) and close()."""
     log = LogProgress(total, **options)
     out = log.stream if log.stream is not None else sys.stderr
-    if not log.disable and (_isatty(out) or (log.stream is None and _in_notebook())):
+    if not log.disable and (is_terminal(out) or (log.stream is None and _in_notebook())):
         if log.stream is None and _in_notebook():
             from tqdm.auto import tqdm
         else:
@@ -159,6 +155,17 @@ def progress(total: float | None = None, **options: Any) -> Any:
             dynamic_ncols=True,
         )
     return log
+
+
+@contextlib.contextmanager
+def logs_above_bars() -> Iterator[None]:
+    """While open, what the root logger writes to the console goes above the live tqdm bars
+    (tqdm's `logging_redirect_tqdm`), so that a log line never breaks a bar in two. The `kdaug`
+    command runs every command inside it."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():
+        yield
 
 
 def track(iterable: Iterable[T], total: float | None = None, **kwargs: Any) -> Iterator[T]:

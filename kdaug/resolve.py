@@ -41,6 +41,21 @@ def default_mlm_path() -> Path:
     return cache_dir() / "mlm-default"
 
 
+def mlm_load_hint(name: str) -> str:
+    """What to do when masked-LM `name` does not load. A hub name (the default
+    bert-base-uncased) fails when the hub is out of reach: say how to work offline."""
+    built = (default_mlm_path() / "config.json").is_file()
+    default = "--mlm default" + (
+        "" if built else " (build it once with `kdaug adapt-mlm --default`, or `make demo`)"
+    )
+    if name == DEFAULT_MLM or Path(name).expanduser().exists():
+        return f"pass --mlm with a model folder that transformers can load, {default}, or none"
+    return (
+        f"{name!r} is a Hugging Face hub name: connect once to download it, or work offline "
+        f"with {default}, --mlm PATH of a local model folder, or --mlm none"
+    )
+
+
 def resolve_model(name: str) -> str:
     """Turn a model argument into what `from_pretrained` takes (a path or a hub name)."""
     if name == PACKAGED_MINILM:

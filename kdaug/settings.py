@@ -11,11 +11,11 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from kdaug.errors import KdaugError
+from kdaug.errors import UsageError
 from kdaug.machine import DEVICE_HELP
 
 
-class ConfigError(KdaugError, ValueError):
+class ConfigError(UsageError, ValueError):
     """A setting is invalid; the message names it and says what to do."""
 
 

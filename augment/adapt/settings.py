@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kdaug.errors import KdaugError
+from kdaug.errors import UsageError
 from kdaug.settings import device_name
 
 # Hyperparameters that change the trained weights; a checkpoint resumes only when they match.
@@ -27,7 +27,7 @@ TRAINING_KEYS = (
 )
 
 
-class SettingsError(KdaugError):
+class SettingsError(UsageError):
     """Adaptation settings that cannot work together."""
 
 

@@ -26,7 +26,7 @@ from augment.candidates import quant
 from augment.candidates.conditioning import TOKEN_TYPE, load_conditioning
 from augment.candidates.masking import Copy, Masking, MaskQuery, pack
 from kdaug.errors import KdaugError
-from kdaug.resolve import resolve_device, resolve_model
+from kdaug.resolve import mlm_load_hint, resolve_device, resolve_model
 
 if TYPE_CHECKING:
     from augment.config import AugmentConfig
@@ -87,8 +87,7 @@ class MaskedLMCandidates:
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise KdaugError(
-                f"cannot load masked-LM {name!r} ({first}); pass --mlm with a local model "
-                "folder, 'minilm-packaged'-based `kdaug adapt-mlm` output, or 'none'"
+                f"cannot load masked-LM {name!r} ({first}); {mlm_load_hint(name)}"
             ) from None
         if not getattr(self.tokenizer, "is_fast", False):
             raise KdaugError(f"masked-LM {name!r} needs a fast tokenizer (tokenizer.json)")

@@ -10,8 +10,10 @@ import argparse
 import logging
 import sys
 
+from kdaug import __version__
 from kdaug.cli import adapt, augment, data, distill, serve
 from kdaug.errors import KdaugError
+from kdaug.progress import logs_above_bars
 from kdaug.terminal import PrintableFormatter, printable
 
 # Command groups, in `kdaug --help` order; each exposes `register(subparsers)`.
@@ -25,32 +27,49 @@ class Parser(argparse.ArgumentParser):
         super().error(printable(message, keep=""))
 
 
+def add_log_level_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    """-v / -q: debug logging, or warnings and errors only (the last one given wins)."""
+    kw = {"dest": "log_level", "action": "store_const", "default": default}
+    parser.add_argument("-v", "--verbose", const=logging.DEBUG, help="debug logging", **kw)
+    parser.add_argument(
+        "-q", "--quiet", const=logging.WARNING, help="log warnings and errors only", **kw
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="kdaug",
         description="Augmented corpora for task-specific knowledge distillation, and the distillation.",
+        epilog="Exit status: 0 done, 1 the command failed (one `kdaug: error:` line says why), "
+        "2 the command line or a setting is wrong, 130 interrupted.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-V", "--version", action="version", version=f"kdaug {__version__}")
+    add_log_level_flags(parser, logging.INFO)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.register(sub)
+    for command in {id(p): p for p in sub.choices.values()}.values():
+        # also after the command; SUPPRESS keeps a value given before it
+        add_log_level_flags(command, argparse.SUPPRESS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command: its exit status (0 done, 1 failed, 2 usage error, 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
+    logging.basicConfig(level=args.log_level, handlers=[handler])
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with logs_above_bars():
+            return int(args.func(args) or 0)
     except KdaugError as exc:
         print(f"kdaug: error: {printable(exc, keep='')}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("kdaug: interrupted", file=sys.stderr)
         return 130

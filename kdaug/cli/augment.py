@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from kdaug.machine import DEVICE_HELP
-from kdaug.terminal import printable
+from kdaug.terminal import printable, use_color
 
 SAMPLE_N = 5  # variants `kdaug sample` prints unless --n says otherwise
 # Flags that map one-to-one onto AugmentConfig fields; each help ends with the config's default.
@@ -86,7 +86,7 @@ def register(sub) -> None:
     p.add_argument("text")
     p.add_argument("--text-b", default=None, help="second text of a pair")
     p.add_argument("--label", default=None)
-    p.add_argument("--no-color", action="store_true")
+    p.add_argument("--no-color", action="store_true", help="no colours (also when NO_COLOR is set)")
     add_config_flags(p, defaults={"n": str(SAMPLE_N)})
     p.set_defaults(func=cmd_sample)
 
@@ -159,7 +159,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args, n=args.n or SAMPLE_N)
     aug = Augmenter(cfg)
-    color = not args.no_color and sys.stdout.isatty()
+    color = use_color(sys.stdout, disabled=args.no_color)
     (variants,) = aug.augment([Record("sample", args.text, args.text_b, args.label)])
     for v in variants:
         line = highlight(v.text_a, v.replacements, "a", color)

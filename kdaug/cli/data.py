@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdaug.errors import KdaugError
+from kdaug.errors import KdaugError, UsageError
 
 if TYPE_CHECKING:
     from augment.io.layout import LabelCodec
@@ -286,16 +286,16 @@ def _layout(args: argparse.Namespace, manifest: dict[str, Any], fmt: str) -> tup
     """("glue", task) or ("generic", None), as asked and as the build allows."""
     if args.task and args.task.lower() == "none":
         if args.layout == "glue":
-            raise KdaugError("--layout glue needs a task: drop --task none, or pass --task T")
+            raise UsageError("--layout glue needs a task: drop --task none, or pass --task T")
         return "generic", None
     task = args.task or (manifest.get("input") or {}).get("task")
     layout = args.layout or ("glue" if task and fmt == "tsv" else "generic")
     if layout == "generic":
         return "generic", None
     if fmt != "tsv":
-        raise KdaugError(f"the GLUE layout is TSV, not {fmt}: use --layout generic for {fmt}")
+        raise UsageError(f"the GLUE layout is TSV, not {fmt}: use --layout generic for {fmt}")
     if not task:
-        raise KdaugError(
+        raise UsageError(
             "--layout glue needs a task: this build has none, so pass --task T (sst2, mrpc, ...), "
             "or use --layout generic"
         )
@@ -304,7 +304,7 @@ def _layout(args: argparse.Namespace, manifest: dict[str, Any], fmt: str) -> tup
     try:
         glue_layout(task, is_pair(manifest))
     except ValueError as exc:
-        raise KdaugError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     return "glue", task
 
 
@@ -336,11 +336,11 @@ def _teacher(args, out, manifest, shards, codec) -> tuple[_Teacher | None, Label
 
     if args.labels != "teacher" and not args.teacher_logits:
         if args.teacher:
-            raise KdaugError("--teacher is for --labels teacher or --teacher-logits")
+            raise UsageError("--teacher is for --labels teacher or --teacher-logits")
         return None, codec
     flag = "--labels teacher" if args.labels == "teacher" else "--teacher-logits"
     if not args.teacher:
-        raise KdaugError(
+        raise UsageError(
             f"{flag} needs --teacher DIR (the teacher that `kdaug teacher-logits` ran)"
         )
     if codec.kind == "none" and args.labels == "teacher" and not codec.task:

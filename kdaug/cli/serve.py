@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from kdaug.errors import KdaugError
+from kdaug.errors import KdaugError, UsageError
 from kdaug.machine import DEVICE_HELP
 
 
@@ -58,7 +58,7 @@ def load_settings(args: argparse.Namespace) -> Any:
         return ServiceSettings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as exc:
         parts = [f"KDAUG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
-        raise KdaugError("invalid service setting: " + "; ".join(parts)) from None
+        raise UsageError("invalid service setting: " + "; ".join(parts)) from None
 
 
 def check_models(settings: Any) -> Any:
@@ -84,7 +84,9 @@ def load_augmenter(settings: Any, cfg: Any) -> Any:
     try:
         return Augmenter(cfg)
     except KdaugError as exc:
-        raise KdaugError(" ".join(str(exc).split())) from None
+        error = KdaugError(" ".join(str(exc).split()))
+        error.exit_code = exc.exit_code
+        raise error from None
     except Exception as exc:  # a model file that its loader chokes on
         raise KdaugError(
             " ".join(f"cannot load the models: {type(exc).__name__}: {exc}".split())
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from service.server import bind, serve
 
     if not 0 <= args.port <= 65535:
-        raise KdaugError(f"--port must be between 0 and 65535, not {args.port}")
+        raise UsageError(f"--port must be between 0 and 65535, not {args.port}")
     settings = load_settings(args)
     cfg = check_models(settings)
     sock = bind(args.host, args.port)

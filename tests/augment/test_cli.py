@@ -58,31 +58,27 @@ def test_existing_output_refused(tmp_path, capsys):
     out.mkdir()
     (out / "x").write_text("keep")
     code = main(["augment", str(_sst(tmp_path, [("a b", 1)])), "-o", str(out), "--mlm", "none"])
-    assert code == 2 and "--overwrite" in capsys.readouterr().err
+    assert code == 1 and "--overwrite" in capsys.readouterr().err
 
 
 def test_user_errors_are_one_line(tmp_path):
+    """One `kdaug: error:` line each: exit status 1 when the command cannot do its work, 2 when
+    the command line is wrong."""
+    tsv = str(_sst(tmp_path, [("a b", 1)]))
     cases = [
-        ["augment", str(tmp_path / "missing.tsv"), "-o", str(tmp_path / "o"), "--mlm", "none"],
-        [
-            "augment",
-            str(_sst(tmp_path, [("a b", 1)])),
-            "-o",
-            str(tmp_path / "o2"),
-            "--mlm",
-            str(tmp_path / "no-such-model"),
-        ],
-        ["augment", str(_sst(tmp_path, [("a b", 1)])), "-o", str(tmp_path / "o3"), "--p", "2"],
-        ["sample", "hello world", "--tagger", "xx_no_such_pipeline", "--mlm", "none"],
+        (1, ["augment", str(tmp_path / "missing.tsv"), "-o", str(tmp_path / "o"), "--mlm", "none"]),
+        (1, ["augment", tsv, "-o", str(tmp_path / "o2"), "--mlm", str(tmp_path / "no-such-model")]),
+        (2, ["augment", tsv, "-o", str(tmp_path / "o3"), "--p", "2"]),
+        (1, ["sample", "hello world", "--tagger", "xx_no_such_pipeline", "--mlm", "none"]),
     ]
-    for argv in cases:
+    for status, argv in cases:
         proc = subprocess.run(
             [sys.executable, "-m", "kdaug.cli", *argv],
             capture_output=True,
             text=True,
             timeout=120,
         )
-        assert proc.returncode == 2, proc.stderr
+        assert proc.returncode == status, proc.stderr
         errors = [x for x in proc.stderr.splitlines() if x.startswith("kdaug: error:")]
         assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
 

@@ -56,8 +56,9 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return code, captured.out, captured.err
 
 
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2, err
+def assert_one_line_error(code: int, err: str, *needles: str, status: int = 1) -> None:
+    """One `kdaug: error:` line naming `needles`; exit status 1 (2: a wrong command line)."""
+    assert code == status, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("kdaug: error: "), err
     for needle in needles:
@@ -233,7 +234,7 @@ def test_export_refuses_a_layout_that_would_drop_text_b(tmp_path, built, capsys)
     code, _, err = run_cli(
         capsys, "export", str(built), "-o", str(tmp_path / "x.tsv"), "--task", "mnli"
     )
-    assert_one_line_error(code, err, "mnli")
+    assert_one_line_error(code, err, "mnli", status=2)
     assert not (tmp_path / "x.tsv").exists()
 
 

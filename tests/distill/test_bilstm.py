@@ -235,7 +235,7 @@ def test_bilstm_flags_and_stage_defaults(tmp_path: Path) -> None:
 
 
 def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    assert main(argv) == 2
+    assert main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("kdaug: error:") and "\n" not in err
     return err

@@ -64,7 +64,7 @@ def test_bad_teacher_is_one_line_error(
         "-o",
         str(tmp_path / "o"),
     ]
-    assert main(argv) == 2
+    assert main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("kdaug: error:") and "\n" not in err
 

@@ -131,3 +131,35 @@ def test_track_counts_the_items():
 def test_interval_from_the_environment(monkeypatch, value, expected):
     monkeypatch.setenv("KDAUG_PROGRESS_INTERVAL", value)
     assert LogProgress(total=1, stream=io.StringIO()).interval == expected
+
+
+def test_a_log_line_goes_above_the_bar_not_into_it(monkeypatch):
+    """The `kdaug` command runs inside logs_above_bars: a log line clears the bar, is written on
+    its own line, and the bar is drawn again below it."""
+    import logging
+    import sys
+
+    from kdaug import cli
+
+    out = FakeTTY()
+    monkeypatch.setattr(sys, "stderr", out)
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+
+    def command(args):
+        bar = progress(total=10, desc="augment", unit="rows")
+        bar.update(3)
+        logging.getLogger("kdaug.test").warning("a log line")
+        bar.update(1)
+        bar.close()
+        return 0
+
+    monkeypatch.setattr(cli.data, "cmd_inspect", command)
+    logging.getLogger().addHandler(handler)
+    try:
+        assert cli.main(["inspect", "out"]) == 0
+    finally:
+        logging.getLogger().removeHandler(handler)
+    before, after = out.getvalue().split("WARNING a log line\n")
+    assert "augment" in before and before.endswith("\r")  # the bar, then cleared
+    assert after.startswith("\raugment") and "4/10" in after  # drawn again below the line

@@ -48,7 +48,7 @@ def test_serve_fails_before_binding_when_a_model_is_unusable(tmp_path, capsys):
     folder.mkdir()
     code = main(["serve", "--mlm", str(folder), "--port", "9"])
     err = capsys.readouterr().err.strip()
-    assert code == 2
+    assert code == 1
     assert err.startswith("kdaug: error:") and "not-a-model" in err and "\n" not in err
 
 
@@ -94,7 +94,7 @@ def test_serve_refuses_a_port_it_cannot_bind_in_one_line(capsys):
         port = str(taken.getsockname()[1])
         code = main(["serve", "--mlm", "none", "--port", port])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith("kdaug: error:") and "\n" not in err, err
+    assert code == 1 and err.startswith("kdaug: error:") and "\n" not in err, err
     assert port in err
 
 
@@ -119,7 +119,7 @@ def test_serve_exits_in_one_line_when_the_vectors_cannot_load(tmp_path):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 1, proc.stderr
     assert lines[-1].startswith("kdaug: error:") and "vectors.txt" in lines[-1]
     assert "Traceback" not in proc.stderr and "Uvicorn running" not in proc.stderr
 

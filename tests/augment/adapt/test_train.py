@@ -200,7 +200,7 @@ def test_cli_bad_corpus_is_one_line(tmp_path, capsys, tiny_mlm_dir):
     rc = main(["adapt-mlm", "--base", str(tiny_mlm_dir), "--corpus", str(tmp_path / "nope.txt"),
                "-o", str(tmp_path / "m"), "--steps", "1"])  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and err.startswith("kdaug: error: corpus file not found") and "\n" not in err
+    assert rc == 1 and err.startswith("kdaug: error: corpus file not found") and "\n" not in err
 
 
 def test_budget_is_required(tiny_mlm_dir, text_corpus, tmp_path):

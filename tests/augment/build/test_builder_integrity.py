@@ -66,7 +66,7 @@ def test_second_build_is_refused_while_the_first_holds_the_lock(tmp_path, sst2_i
         assert first.wait(timeout=300) == 0, log.read_text()
     finally:
         first.kill()
-    assert second.returncode == 2
+    assert second.returncode == 1
     line = _error_line(second.stderr)
     assert f"pid {first.pid} on {socket.gethostname()}" in line
     assert f"since {holder['since']}" in line and "another kdaug build" in line
@@ -299,7 +299,7 @@ def test_a_damaged_manifest_is_a_one_line_error(tmp_path, sst2_input, reference,
     before = _listing(out)
     for extra in ([], ["--overwrite"]):
         cmd = ["augment", str(sst2_input), "-o", str(out), "--task", "sst2", *CLI_SETTINGS]
-        assert main([*cmd, "--shard-size", str(SHARD_SIZE), *extra]) == 2
+        assert main([*cmd, "--shard-size", str(SHARD_SIZE), *extra]) == 1
         line = _error_line(capsys.readouterr().err)
         assert "manifest.json is damaged" in line and f"delete {out}" in line
     assert _listing(out) == before
@@ -309,11 +309,11 @@ def test_an_output_that_cannot_be_created_is_a_one_line_error(tmp_path, sst2_inp
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     cmd = ["augment", str(sst2_input), "--task", "sst2", *CLI_SETTINGS]
-    assert main([*cmd, "-o", str(blocker / "out")]) == 2
+    assert main([*cmd, "-o", str(blocker / "out")]) == 1
     assert f"cannot create the output directory {blocker / 'out'}" in _error_line(
         capsys.readouterr().err
     )
-    assert main([*cmd, "-o", str(blocker)]) == 2
+    assert main([*cmd, "-o", str(blocker)]) == 1
     assert f"{blocker} is not a directory" in _error_line(capsys.readouterr().err)
     assert blocker.read_text() == "not a directory"
 
@@ -330,7 +330,7 @@ def test_a_denied_output_directory_is_a_one_line_error(tmp_path, sst2_input, cap
 
     monkeypatch.setattr(Path, "mkdir", denied)
     cmd = ["augment", str(sst2_input), "--task", "sst2", *CLI_SETTINGS]
-    assert main([*cmd, "-o", str(target)]) == 2
+    assert main([*cmd, "-o", str(target)]) == 1
     line = _error_line(capsys.readouterr().err)
     assert line.endswith(f"cannot create the output directory {target}: Permission denied")
 
@@ -341,7 +341,7 @@ def test_an_output_without_permission_is_a_one_line_error(tmp_path, sst2_input, 
     locked.mkdir(mode=0o500)
     cmd = ["augment", str(sst2_input), "--task", "sst2", *CLI_SETTINGS]
     try:
-        assert main([*cmd, "-o", str(locked / "out")]) == 2
+        assert main([*cmd, "-o", str(locked / "out")]) == 1
         assert "Permission denied" in _error_line(capsys.readouterr().err)
     finally:
         locked.chmod(0o700)
@@ -359,7 +359,7 @@ def test_a_run_that_rejects_every_row_warns_and_strict_fails(tmp_path, augmenter
     with pytest.raises(KdaugError, match=r"--strict: all 5 rows were rejected"):
         build_with(make_spec(path, out, strict=True), augmenter)
     cmd = ["augment", str(path), "-o", str(out), "--task", "sst2", *CLI_SETTINGS]
-    assert main([*cmd, "--shard-size", str(SHARD_SIZE), "--strict"]) == 2
+    assert main([*cmd, "--shard-size", str(SHARD_SIZE), "--strict"]) == 1
     assert "--strict: all 5 rows were rejected" in _error_line(capsys.readouterr().err)
     assert main([*cmd, "--shard-size", str(SHARD_SIZE)]) == 0
     assert "WARNING: all 5 rows were rejected" in capsys.readouterr().err
