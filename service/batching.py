@@ -1,14 +1,18 @@
 """Micro-batching: concurrent requests share model batches on one model thread, fairly.
 
-Each request becomes a job (its records and one SampleParams). A single worker forms each
-batch from the jobs waiting, one record from each job in turn (round-robin), until the batch
-holds `max_records` records or `max_words` words, so one large request is served a slice at a
-time and cannot hold the model while small requests wait. Records do not depend on the batch
-they run in (the augmenter seeds each record by its id), so splitting a request gives the same
-answer. A job whose request has given up (timeout, client gone, shutdown) is dropped between
-batches: the records it has not started are never run. The model runs on a daemon thread, so
-the event loop stays free and a batch still running at the end of a shutdown does not hold up
-the process's exit.
+Each request becomes a job (its records, one SampleParams, and each record's estimated work).
+A single worker forms each batch from the jobs waiting, one record from each job in turn
+(round-robin), until the batch holds `max_records` records or `max_words` words, so a request
+of many records is served a slice at a time. One record can still be long work (a long text in
+exact mode): while a batch heavier than `light_work` runs, the records of at most `light_work`
+waiting meanwhile are formed into batches of their own, which the model thread runs at its next
+`pause_point` (the service's masked-LM calls it between forward passes), so a short request
+never waits for a long one to end. Records do not depend on the batch they run in (the
+augmenter seeds each record by its id), so splitting a request gives the same answer. A job
+whose request has given up (timeout, client gone, shutdown) is dropped between batches: the
+records it has not started are never run. The model runs on a daemon thread, so the event loop
+stays free and a batch still running at the end of a shutdown does not hold up the process's
+exit.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import queue
 import re
 import threading
 import time
@@ -57,6 +60,7 @@ class _Job:
     params: SampleParams
     future: asyncio.Future[list[list[Variant]]] = field(repr=False)
     words: list[int] = field(repr=False)
+    costs: list[int] = field(repr=False)  # estimated model work of each record
     results: list[list[Variant] | None] = field(repr=False)
     next: int = 0  # first record not yet given to a batch
     done: int = 0  # records answered
@@ -67,49 +71,91 @@ class _Job:
         return len(self.records) - self.next
 
 
+_here = threading.local()  # the ModelThread running on this thread, if any
+
+
+def pause_point() -> None:
+    """Let waiting light work run here: model code calls it between units of a long batch (the
+    service's masked-LM between forward passes). On a ModelThread it runs the first urgent call
+    waiting, if any; elsewhere, or inside a call it runs, it does nothing."""
+    thread = getattr(_here, "thread", None)
+    if thread is not None:
+        thread.pause()
+
+
 class ModelThread:
-    """One daemon thread that runs callables in order (the model is used from one thread)."""
+    """One daemon thread that runs callables in order (the model is used from one thread).
+    Urgent callables go first, and also run inside a running one at its `pause_point`s."""
 
     def __init__(self, name: str = "kdaug-model") -> None:
-        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._calls: deque[tuple[concurrent.futures.Future, Callable[[], Any]]] = deque()
+        self._urgent: deque[tuple[concurrent.futures.Future, Callable[[], Any]]] = deque()
+        self._stopped = False
+        self._paused = False  # an urgent call is running inside a pause
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+    def submit(self, fn: Callable[[], T], urgent: bool = False) -> concurrent.futures.Future[T]:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._calls.put((future, fn))
+        with self._cond:
+            (self._urgent if urgent else self._calls).append((future, fn))
+            self._cond.notify()
         return future
 
     def shutdown(self) -> None:
         """Stop after the call running now (if any); callables not started are cancelled."""
-        self._calls.put(None)
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def pause(self) -> None:
+        """Run the first urgent call waiting (on this thread, inside the running call)."""
+        if self._paused or threading.current_thread() is not self._thread:
+            return
+        with self._cond:
+            if self._stopped or not self._urgent:
+                return
+            item = self._urgent.popleft()
+        self._paused = True
+        try:
+            self._call(*item)
+        finally:
+            self._paused = False
+
+    @staticmethod
+    def _call(future: concurrent.futures.Future, fn: Callable[[], Any]) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # handed to the caller
+            future.set_exception(exc)
 
     def _loop(self) -> None:
+        _here.thread = self
         while True:
-            item = self._calls.get()
-            if item is None:
-                break
-            future, fn = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # handed to the caller
-                future.set_exception(exc)
-        while True:  # cancel whatever came after the stop
-            try:
-                item = self._calls.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None:
-                item[0].cancel()
+            with self._cond:
+                self._cond.wait_for(lambda: self._stopped or self._urgent or self._calls)
+                if self._stopped:
+                    left = [*self._urgent, *self._calls]
+                    self._urgent.clear()
+                    self._calls.clear()
+                    break
+                item = (self._urgent or self._calls).popleft()
+            self._call(*item)
+        for future, _ in left:  # cancel whatever had not started at the stop
+            future.cancel()
 
 
 class MicroBatcher:
     """Jobs served by one model worker in fair, bounded batches; merging can be turned off.
 
     `listeners` are called on the event loop with (event, info) for: admitted, batch,
-    batch_done, cancelled, idle, closing; tests and logs can wait on them.
+    batch_done, cancelled, idle, closing; tests and logs can wait on them. A batch's `lane` is
+    "main", or "between" for light records run at the pauses of a heavier batch.
+    `light_work` (0: off) is the most estimated work a record, and a batch of them, may have
+    to run between the pauses of a batch heavier than that.
     """
 
     def __init__(
@@ -121,9 +167,11 @@ class MicroBatcher:
         max_wait_s: float = 0.005,
         queue_max: int = 256,
         enabled: bool = True,
+        light_work: int = 0,
         metrics: ServiceMetrics | None = None,
     ) -> None:
         self._augment = augment
+        self.light_work = light_work
         self.max_records = max_records
         self.max_words = max_words
         self.max_wait_s = max_wait_s
@@ -157,8 +205,11 @@ class MicroBatcher:
         """Run `fn` on the model thread, outside the queue (loading, the warm-up batch)."""
         return await asyncio.wrap_future(self._thread.submit(fn))
 
-    def enqueue(self, records: list[Record], params: SampleParams) -> asyncio.Future:
+    def enqueue(
+        self, records: list[Record], params: SampleParams, costs: list[int] | None = None
+    ) -> asyncio.Future:
         """Admit one request's records as a job; its future gives their variants, in order.
+        `costs`: each record's estimated model work (default: its words).
 
         Raises ShuttingDownError or QueueFullError when the job cannot be admitted.
         """
@@ -167,7 +218,8 @@ class MicroBatcher:
         if len(self._jobs) >= self.queue_max:
             raise QueueFullError(f"{self.queue_max} requests are already waiting")
         future: asyncio.Future[list[list[Variant]]] = asyncio.get_running_loop().create_future()
-        job = _Job(records, params, future, [words_of(r) for r in records], [None] * len(records))
+        words = [words_of(r) for r in records]
+        job = _Job(records, params, future, words, costs or words, [None] * len(records))
         future.add_done_callback(lambda _: self._ended(job))
         self._jobs.append(job)
         self._by_future[future] = job
@@ -187,9 +239,11 @@ class MicroBatcher:
             job.reason = reason
             future.cancel()
 
-    async def submit(self, records: list[Record], params: SampleParams) -> list[list[Variant]]:
+    async def submit(
+        self, records: list[Record], params: SampleParams, costs: list[int] | None = None
+    ) -> list[list[Variant]]:
         """`enqueue` and wait; cancelling the caller cancels the job."""
-        future = self.enqueue(records, params)
+        future = self.enqueue(records, params, costs)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -222,7 +276,34 @@ class MicroBatcher:
     # worker ------------------------------------------------------------------------------
     async def _worker(self) -> None:
         while True:
-            await self._run(await self._collect())
+            batch = await self._collect()
+            main = asyncio.ensure_future(self._run(batch))
+            try:
+                if self.light_work and self._work(batch) > self.light_work:
+                    await self._between(main)
+                await main
+            finally:
+                main.cancel()  # the worker was cancelled (stop); nothing if it has ended
+
+    @staticmethod
+    def _work(batch: list[tuple[_Job, int, int]]) -> int:
+        return sum(sum(job.costs[a:b]) for job, a, b in batch)
+
+    async def _between(self, main: asyncio.Future) -> None:
+        """While the heavy batch `main` runs, run the light records waiting in batches of
+        their own at the model thread's pauses (or right after `main`, if it has none left)."""
+        assert self._wakeup is not None
+        while not main.done():
+            batch = self._pack(light=True)
+            if batch:
+                await self._run(batch, lane="between")
+                continue
+            self._wakeup.clear()
+            woken = asyncio.ensure_future(self._wakeup.wait())
+            try:
+                await asyncio.wait({main, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
 
     def _waiting(self) -> int:
         return sum(j.left for j in self._jobs if not j.future.done())
@@ -249,8 +330,9 @@ class MicroBatcher:
             if batch:
                 return batch
 
-    def _pack(self) -> list[tuple[_Job, int, int]]:
-        """Slices (job, start, stop) of one batch: records taken one per job in turn."""
+    def _pack(self, light: bool = False) -> list[tuple[_Job, int, int]]:
+        """Slices (job, start, stop) of one batch: records taken one per job in turn, up to
+        `max_words` words; `light`: only records of at most `light_work`, up to that in all."""
         jobs = self._jobs
         if self._first is not None and self._first in jobs and len(jobs) > 1:
             jobs.remove(self._first)  # who went first last time goes last now
@@ -259,18 +341,19 @@ class MicroBatcher:
         if not self.enabled:
             live = live[:1]
         taken = dict.fromkeys(live, 0)  # records taken from each job (jobs hash by identity)
-        records = words = 0
+        limit = self.light_work if light else self.max_words
+        records = total = 0
         while live and records < self.max_records:
             for job in list(live):
                 if records >= self.max_records:
                     break
                 k = taken[job]
-                w = job.words[job.next + k]
-                if records and words + w > self.max_words:
+                w = (job.costs if light else job.words)[job.next + k]
+                if (records or light) and total + w > limit:
                     live.remove(job)  # its next record does not fit; others' may
                     continue
                 taken[job] = k + 1
-                records, words = records + 1, words + w
+                records, total = records + 1, total + w
                 if job.left == k + 1:
                     live.remove(job)
         batch = []
@@ -283,14 +366,14 @@ class MicroBatcher:
         self._gauge()
         return batch
 
-    async def _run(self, batch: list[tuple[_Job, int, int]]) -> None:
+    async def _run(self, batch: list[tuple[_Job, int, int]], lane: str = "main") -> None:
         records = [r for job, a, b in batch for r in job.records[a:b]]
         params = [job.params for job, a, b in batch for _ in range(a, b)]
-        self._emit("batch", records=len(records), requests=len(batch))
+        self._emit("batch", records=len(records), requests=len(batch), lane=lane)
         start = time.perf_counter()
         try:
             out = await asyncio.wrap_future(
-                self._thread.submit(lambda: self._augment(records, params))
+                self._thread.submit(lambda: self._augment(records, params), lane == "between")
             )
         except Exception as exc:
             if len(batch) > 1:  # isolate the request that failed; the others still get answers
@@ -299,7 +382,7 @@ class MicroBatcher:
                 )
                 for part in batch:
                     if not part[0].future.done():
-                        await self._run([part])
+                        await self._run([part], lane)
                 return
             log.exception("augmentation failed")
             job = batch[0][0]
@@ -322,7 +405,7 @@ class MicroBatcher:
             job.done += b - a
             if job.done == len(job.records):
                 job.future.set_result(list(job.results))  # type: ignore[arg-type]
-        self._emit("batch_done", records=len(records), batches=self._batches)
+        self._emit("batch_done", records=len(records), batches=self._batches, lane=lane)
 
     # bookkeeping -------------------------------------------------------------------------
     def _ended(self, job: _Job) -> None:

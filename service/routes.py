@@ -38,8 +38,9 @@ def check_budget(state: ServiceState, work: int, size: int) -> None:
             "work",
             work,
             s.max_request_work,
-            "this request is {} units of work (words x n, summed "
-            "over its inputs), over the limit of {} (KDAUG_MAX_REQUEST_WORK)",
+            "this request is about {} units of model work (masked-LM tokens: each input's "
+            "words times its length in tokens, summed), over the limit of {} "
+            "(KDAUG_MAX_REQUEST_WORK)",
         ),
         (
             "response_size",
@@ -181,12 +182,13 @@ def build_router(api_keys: bool) -> APIRouter:
         if problems:
             raise RequestValidationError(problems)
         records, params = req.records(), req.params(state.config)
-        check_budget(state, *req.cost(params))
+        costs = state.work(records, params)
+        check_budget(state, sum(costs), req.response_bytes(params))
         if state.status != "ready":
             raise unavailable(f"the service is {state.status}: models are not ready", 5)
         check_sources_loaded(state, params.sources)
         try:
-            job = state.batcher.enqueue(records, params)
+            job = state.batcher.enqueue(records, params, costs)
         except QueueFullError as exc:
             state.metrics.rejected.labels("queue_full").inc()
             raise unavailable(f"too busy: {exc}; retry later", 1) from None

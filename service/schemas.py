@@ -77,17 +77,14 @@ class AugmentRequestBase(BaseModel):
                     )
         return out
 
-    def cost(self, params: SampleParams) -> tuple[int, int]:
-        """(work, estimated response bytes) of this request with `params`.
-
-        Work is the words of each input times n, summed. The estimate errs high: every variant
-        as long as its input plus its replacements, with a generous count of words replaced.
-        """
+    def response_bytes(self, params: SampleParams) -> int:
+        """Estimated JSON size of the answer to this request with `params`, erring high: every
+        variant as long as its input plus its replacements, with a generous count of words
+        replaced. (Its model work is estimated by service.work.)"""
         variants = params.n + int(params.include_original)
-        work = size = 0
+        size = 0
         for rec in self.records():
             words = WORD.findall(rec.text_a) + WORD.findall(rec.text_b or "")
-            work += len(words) * params.n
             longest = max((len(w) for w in words), default=0)
             # replacements per variant: the mean, two standard deviations and one more, since
             # variants without a replacement or seen before are drawn again
@@ -104,7 +101,7 @@ class AugmentRequestBase(BaseModel):
                 + replaced * (REPLACEMENT_BYTES + longest + 2 * CANDIDATE_CHARS)
             )
             size += ITEM_BYTES + id_bytes + variants * row
-        return work, size + 40
+        return size + 40
 
     def records(self) -> list[Record]:
         """One Record per input; ids default to the input's index ("0", "1", ...)."""

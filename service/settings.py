@@ -43,9 +43,10 @@ class ServiceSettings(BaseSettings):
     max_n: int = Field(64, ge=1, le=1000, description="largest n (variants per input)")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body")
     max_request_work: int = Field(
-        200_000,
+        150_000,
         ge=1,
-        description="words x n summed over a request's inputs; larger requests get 413",
+        description="estimated model work of a request: the masked-LM tokens of its inputs "
+        "(words x length in tokens, up to the copy window), summed; larger requests get 413",
     )
     max_response_bytes: int = Field(
         16_000_000,
@@ -61,6 +62,12 @@ class ServiceSettings(BaseSettings):
         ge=1,
         description="words per model batch (a longer record runs alone); bounds how long one "
         "batch holds the model, and so the wait of other requests and the reaction to a cancel",
+    )
+    batch_slice_tokens: int = Field(
+        1024,
+        ge=16,
+        description="padded tokens per masked-LM forward pass; between two passes of a long "
+        "batch, short requests that arrived meanwhile are served",
     )
     batch_max_wait_ms: float = Field(
         5.0, ge=0, description="how long a batch waits for more requests once the model is free"

@@ -14,6 +14,7 @@ from service.batching import MicroBatcher
 from service.metrics import ServiceMetrics
 from service.schemas import AugmentRequestBase, request_model
 from service.settings import ServiceSettings
+from service.work import WorkEstimate, slice_forward_passes
 
 if TYPE_CHECKING:
     from augment.augmenter import Augmenter
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WARMUP = Record("warmup", "The quick brown fox jumps over the lazy dog near the river bank.")
+# a record is light, and may run between the forward passes of a long batch, when its estimated
+# work is at most this many slices (a sentence or two in exact mode)
+LIGHT_SLICES = 4
 # files whose bytes make a model folder what it is (weights, config, vocabulary)
 MODEL_FILES = ("config.json", "*.safetensors", "*.bin", "tokenizer.json", "vocab.txt")
 
@@ -80,10 +84,16 @@ class ServiceState:
             max_wait_s=settings.batch_max_wait_ms / 1000,
             queue_max=settings.queue_max,
             enabled=settings.micro_batching,
+            light_work=LIGHT_SLICES * settings.batch_slice_tokens,
             metrics=self.metrics,
         )
+        self._estimate = WorkEstimate()  # words only, until the MLM is loaded
         self.api_keys = [k.encode() for k in settings.api_keys]
         self.torch_threads = settings.model_threads()
+
+    def work(self, records: list[Record], params: SampleParams) -> list[int]:
+        """Estimated model work of each record (see service.work)."""
+        return self._estimate(records, params)
 
     def _augment(self, records: list[Record], params: list[SampleParams]) -> list[list[Variant]]:
         assert self.augmenter is not None
@@ -101,6 +111,8 @@ class ServiceState:
         mlm = getattr(self.augmenter, "mlm", None)
         if mlm is not None:
             self.fingerprints["mlm"] = fingerprint(getattr(mlm, "path", None) or mlm.name)
+            slice_forward_passes(mlm, self.settings.batch_slice_tokens)
+        self._estimate = WorkEstimate(mlm)
         if self.settings.warmup:
             self._augment([WARMUP], [SampleParams.from_config(self.config, n=2)])
 

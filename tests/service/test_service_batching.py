@@ -10,7 +10,7 @@ import pytest
 
 from augment.config import SampleParams
 from augment.records import Record, Variant
-from service.batching import MicroBatcher, QueueFullError, ShuttingDownError
+from service.batching import MicroBatcher, QueueFullError, ShuttingDownError, pause_point
 from service.metrics import ServiceMetrics
 
 
@@ -216,3 +216,72 @@ def test_stop_fails_what_is_left_at_the_deadline_without_waiting_for_the_model()
 
     stuck, waiting = asyncio.run(scenario())
     assert isinstance(stuck, ShuttingDownError) and isinstance(waiting, ShuttingDownError)
+
+
+class SlicedModel(RecordingModel):
+    """A heavy batch runs in slices with a pause point between two (as the masked-LM's forward
+    passes do in the service), until the light request has been answered or 2,000 slices."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.light_answered = threading.Event()
+        self.heavy_saw_light_answered: bool | None = None
+
+    def __call__(self, records, params):
+        if any(r.id.startswith("heavy") for r in records):
+            self.batches.append(["heavy-start"])
+            for _ in range(2000):
+                pause_point()  # another request's light records may run here
+                if self.light_answered.wait(0.005):
+                    break
+            self.heavy_saw_light_answered = self.light_answered.is_set()
+        return super().__call__(records, params)
+
+
+def test_light_records_run_between_the_slices_of_a_heavy_batch():
+    async def scenario():
+        model = SlicedModel()
+        events: list[tuple[str, dict]] = []
+        batcher = MicroBatcher(model, max_wait_s=0.0, light_work=100)
+        batcher.listeners.append(lambda kind, info: events.append((kind, info)))
+        batcher.start()
+        heavy = asyncio.ensure_future(
+            batcher.submit(records("heavy", 2), SampleParams(n=1), costs=[5000, 5000])
+        )
+        while ("batch", {"records": 2, "requests": 1, "lane": "main"}) not in events:
+            await asyncio.sleep(0.001)  # the heavy batch is at the model
+        light = await batcher.submit(records("light"), SampleParams(n=1), costs=[40])
+        model.light_answered.set()
+        assert not heavy.done()  # answered while the heavy batch was still running
+        await heavy
+        await batcher.stop(timeout_s=5)
+        return model, events, light
+
+    model, events, light = asyncio.run(scenario())
+    assert light[0][0].id == "light-0"
+    assert model.heavy_saw_light_answered is True
+    assert model.batches == [["heavy-start"], ["light-0"], ["heavy-0", "heavy-1"]]
+    assert ("batch", {"records": 1, "requests": 1, "lane": "between"}) in events
+    assert all(name.startswith("kdaug-model") for name in model.threads)
+
+
+def test_a_heavy_record_is_not_run_between_slices():
+    async def scenario():
+        model = SlicedModel()
+        batcher = MicroBatcher(model, max_wait_s=0.0, light_work=100)
+        batcher.start()
+        first = asyncio.ensure_future(
+            batcher.submit(records("heavy-a"), SampleParams(n=1), costs=[5000])
+        )
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(
+            batcher.submit(records("heavy-b"), SampleParams(n=1), costs=[5000])
+        )
+        await asyncio.sleep(0.05)
+        model.light_answered.set()  # lets the first heavy batch end
+        await asyncio.gather(first, second)
+        await batcher.stop(timeout_s=5)
+        return model
+
+    model = asyncio.run(scenario())
+    assert model.batches == [["heavy-start"], ["heavy-a-0"], ["heavy-start"], ["heavy-b-0"]]

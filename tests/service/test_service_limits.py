@@ -4,7 +4,9 @@ that timed out or whose client went away, against real servers."""
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import socket
+import threading
 
 import httpx
 import pytest
@@ -28,22 +30,39 @@ def metrics_of(live, name: str, **labels: str) -> float:
 # the budget ------------------------------------------------------------------------------
 
 
+def work_of(live, texts: list[str], n: int = 2) -> int:
+    """The work the server charges for `texts` (its estimate, with the loaded MLM)."""
+    params = SampleParams.from_config(live.state.config, n=n)
+    return sum(live.state.work([Record(str(i), t) for i, t in enumerate(texts)], params))
+
+
 def test_work_over_the_budget_is_refused_before_any_work(serve):
-    with serve(max_request_work=1000, max_n=64) as live:
+    with serve(max_n=64) as live:
+        limit = work_of(live, [SENTENCE] * 6)
+    with serve(max_request_work=limit, max_n=64) as live:
         before = metrics_of(live, "kdaug_batches_total")
-        r = post(live.url, {"texts": [SENTENCE] * 8, "n": 16})  # 8 x 10 words x 16 = 1280
+        r = post(live.url, {"texts": [SENTENCE] * 8, "n": 16})
         assert r.status_code == 413, r.text
         detail = r.json()["detail"]
-        assert "1280" in detail and "1000" in detail and "KDAUG_MAX_REQUEST_WORK" in detail
+        assert f"{work_of(live, [SENTENCE] * 8)} units" in detail, detail
+        assert f"limit of {limit}" in detail and "KDAUG_MAX_REQUEST_WORK" in detail
         assert metrics_of(live, "kdaug_batches_total") == before
         assert metrics_of(live, "kdaug_rejected_total", reason="work") == 1
-        ok = post(live.url, {"texts": [SENTENCE] * 6, "n": 16})  # 960: inside
+        ok = post(live.url, {"texts": [SENTENCE] * 6, "n": 16})  # at the limit: inside
         assert ok.status_code == 200, ok.text
 
 
-def test_default_n_counts_in_the_budget(serve):
-    with serve(max_request_work=100) as live:  # the augment config's n (20) applies
-        r = post(live.url, {"texts": [SENTENCE]})
+def test_one_long_text_costs_more_than_the_same_words_as_short_texts(serve):
+    """Exact mode masks each word in a copy of its whole text (up to the copy window): the
+    work of a text grows with its words times its length, not with its words alone."""
+    short = [SENTENCE] * 20  # 200 words in 20 texts
+    long = " ".join(short)  # the same 200 words in one text
+    with serve() as live:
+        assert work_of(live, [long]) > 5 * work_of(live, short)
+        limit = 2 * work_of(live, short)
+    with serve(max_request_work=limit) as live:
+        assert post(live.url, {"texts": short, "n": 2}).status_code == 200
+        r = post(live.url, {"texts": [long], "n": 2})
         assert r.status_code == 413 and "KDAUG_MAX_REQUEST_WORK" in r.json()["detail"]
 
 
@@ -70,7 +89,7 @@ def test_the_response_estimate_is_not_below_the_real_size(serve, body):
         r = post(live.url, body)
         assert r.status_code == 200, r.text
         req = live.state.request_model.model_validate(body)
-        _, size = req.cost(req.params(live.state.config))
+        size = req.response_bytes(req.params(live.state.config))
         assert len(r.content) <= size
 
 
@@ -110,6 +129,72 @@ def test_a_small_request_finishes_while_a_big_one_is_in_progress(serve, events, 
         got = [item["variants"] for item in r.json()["results"]]
         assert got == _library_answer(augmenter, big, 2, 5)  # split into batches, same answer
         assert len(step.calls) >= 16 // 4
+
+
+class GatedLongTexts:
+    """The real augmenter; a batch holding a long text starts only once the service has handed
+    a batch to the model thread's pauses (or after 20 s, when it never does)."""
+
+    def __init__(self, augmenter) -> None:
+        self.inner, self.config, self.mlm = augmenter, augmenter.config, augmenter.mlm
+        self.between = threading.Event()
+        self.waited: bool | None = None
+
+    def versions(self):
+        return self.inner.versions()
+
+    @property
+    def loaded_sources(self):
+        return self.inner.loaded_sources
+
+    def listen(self, kind: str, info: dict) -> None:
+        if kind == "batch" and info.get("lane") == "between":
+            self.between.set()
+
+    def augment(self, records, params):
+        if any(len(r.text_a) > 1000 for r in records):
+            self.waited = self.between.wait(timeout=20)
+        return self.inner.augment(records, params)
+
+
+def test_a_short_request_is_answered_between_the_forward_passes_of_a_long_text(
+    serve, events, augmenter
+):
+    """The attack of a 2,000-character text in exact mode, scaled to the tiny models: the
+    short request runs at a pause between the long text's forward passes, not after them."""
+    long = (" ".join([SENTENCE, OTHER] * 20))[:2000]
+    settings = {"batch_slice_tokens": 256, "max_request_work": 10**7, "batch_max_wait_ms": 0}
+    with serve(wrap=GatedLongTexts, **settings) as live:
+        gated, batcher = live.state.augmenter, live.state.batcher
+        batcher.listeners += [events, gated.listen]
+        assert work_of(live, [long]) > batcher.light_work >= work_of(live, [OTHER])
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            large = pool.submit(post, live.url, {"texts": [long, long[:1990] + " Again."], "n": 5})
+            events.wait("batch", lane="main", records=2)  # the long texts are at the model
+            small = post(live.url, {"texts": [OTHER], "n": 2, "seed": 5})
+            assert small.status_code == 200, small.text
+            r = large.result(timeout=120)
+        assert r.status_code == 200, r.text
+    assert gated.waited is True  # the short request was handed to the pauses
+    done = [info["lane"] for kind, info in events.seen if kind == "batch_done"]
+    assert done == ["between", "main"]  # answered before the long texts' batch ended
+    got = small.json()["results"][0]["variants"]
+    assert got == _library_answer(augmenter, [OTHER], 2, 5)[0]  # the same rows as alone
+
+
+def test_sliced_forward_passes_give_the_same_candidates(augmenter):
+    from augment.candidates.masking import MaskQuery
+    from service.work import slice_forward_passes
+
+    mlm = augmenter.mlm
+    text = " ".join([SENTENCE, OTHER] * 6)
+    queries = [MaskQuery(text, m.start(), m.end()) for m in re.finditer(r"[a-z]{3,}", text)]
+    copies = mlm.masking.copies(queries)
+    whole = type(mlm).forward(mlm, copies)
+    slice_forward_passes(mlm, 64)
+    passes = mlm.forward_passes
+    assert mlm.forward(copies) == whole
+    assert mlm.forward_passes - passes >= 8  # cut into passes of at most 64 tokens
 
 
 def test_one_batch_holds_at_most_batch_max_words(serve):
