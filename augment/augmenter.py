@@ -23,6 +23,7 @@ from kdaug.errors import InputError
 from kdaug.settings import ConfigError
 
 log = logging.getLogger(__name__)
+TEXT_ID = "sample"  # the record id of `augment_text` and `kdaug sample`: it seeds their variants
 
 
 @dataclass
@@ -37,6 +38,11 @@ class Slot:
 
 def check_record(rec: Record) -> None:
     """Raise a one-line InputError naming the record and field that cannot be augmented."""
+    if isinstance(rec, str):
+        raise TypeError(
+            "Augmenter.augment takes Records; for plain text call "
+            "Augmenter.augment_text(text, n=5) (or text_b=... for a pair)"
+        )
     fields = [("id", str(rec.id)), ("text_a", rec.text_a)]
     if rec.text_b is not None:
         fields.append(("text_b", rec.text_b))
@@ -148,6 +154,26 @@ class Augmenter:
         self.stats.records += len(records)
         self.stats.variants += sum(len(v) for v in out)
         return out
+
+    def augment_text(
+        self,
+        text: str,
+        n: int | None = None,
+        *,
+        text_b: str | None = None,
+        label: str | None = None,
+        seed: int | None = None,
+    ) -> list[str] | list[tuple[str, str]]:
+        """Up to `n` variants of `text` (default: the config's n), the original not among them:
+        strings, or (text_a, text_b) tuples when `text_b` is given. Fewer come back when the text
+        has too few replaceable words. The same text, n and seed give the same variants, those
+        `kdaug sample` prints; for many texts, `augment` batches Records."""
+        rec = Record(TEXT_ID, text, text_b, label)
+        params = SampleParams.from_config(self.config, n=n, seed=seed, include_original=False)
+        (variants,) = self.augment([rec], params)
+        if text_b is None:
+            return [v.text_a for v in variants]
+        return [(v.text_a, v.text_b) for v in variants]
 
     def augment_stream(
         self, records: Iterable[Record], batch_size: int | None = None

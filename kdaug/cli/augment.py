@@ -154,13 +154,13 @@ def highlight(text: str, reps, field: str, color: bool) -> str:
 def cmd_sample(args: argparse.Namespace) -> int:
     import sys
 
-    from augment.augmenter import Augmenter
+    from augment.augmenter import TEXT_ID, Augmenter
     from augment.records import Record
 
     cfg = config_from_args(args, n=args.n or SAMPLE_N)
     aug = Augmenter(cfg)
     color = use_color(sys.stdout, disabled=args.no_color)
-    (variants,) = aug.augment([Record("sample", args.text, args.text_b, args.label)])
+    (variants,) = aug.augment([Record(TEXT_ID, args.text, args.text_b, args.label)])
     for v in variants:
         line = highlight(v.text_a, v.replacements, "a", color)
         if v.text_b is not None:
