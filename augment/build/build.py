@@ -50,6 +50,7 @@ from augment.io.layout import ShardLayout
 from kdaug.errors import InputError, KdaugError
 from kdaug.files import is_temp_name, write_json_atomic
 from kdaug.tables import check_input_rows, describe_input, resolve_format
+from kdaug.terminal import printable
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,12 @@ def _build(spec: BuildSpec, executor=None) -> dict[str, Any]:
         sp = out / "stats.json"
         stats = json.loads(sp.read_text()) if sp.is_file() else write_stats(out, manifest, 0, 0, 0)
         print(
-            f"kdaug augment: {out} is complete: {len(finished)} shards verified in "
-            f"{time.perf_counter() - t0:.2f} s; {stats['rows_in']} rows in = {stats['records']} "
-            f"records + {stats['rows_rejected']} rejected; {stats['variants_out']} variants"
+            printable(
+                f"kdaug augment: {out} is complete: {len(finished)} shards verified in "
+                f"{time.perf_counter() - t0:.2f} s; {stats['rows_in']} rows in = "
+                f"{stats['records']} records + {stats['rows_rejected']} rejected; "
+                f"{stats['variants_out']} variants"
+            )
         )
         if not (out / CARD_NAME).exists():  # a build of an older kdaug, or a deleted card
             _write_card(out, manifest, stats, shard_layout(spec, fmt, manifest))
@@ -283,7 +287,7 @@ def summary(s: dict[str, Any], out: Path, resumed: int, new: int) -> None:
         f"kdaug augment: {s['rows_in']} rows in = {s['records']} records + "
         f"{s['rows_rejected']} rejected; {s['variants_out']} variants out in {s['shards']} shards "
         f"({new} built, {resumed} already done); replacements: {reps}; "
-        f"{r['seconds_total']} s ({r['rows_per_s']} rows/s) -> {out}"
+        f"{r['seconds_total']} s ({r['rows_per_s']} rows/s) -> {printable(out)}"
     )
 
 
@@ -298,7 +302,7 @@ def report_warnings(stats: dict[str, Any], out: Path, strict: bool) -> None:
         )
         if strict:
             raise KdaugError(f"--strict: {message}")
-        print(f"kdaug augment: WARNING: {message}", file=sys.stderr)
+        print(f"kdaug augment: WARNING: {printable(message)}", file=sys.stderr)
 
 
 def write_stats(

@@ -202,3 +202,13 @@ def test_error_lines_escape_control_characters(tmp_path, capsys):
         main(["inspect", str(tmp_path), f"--bogus{CLEAR}"])
     err = capsys.readouterr().err
     assert _escaped(err) and "--bogus\\x1b[2J" in err
+
+
+def test_augment_summary_escapes_control_characters_in_the_output_path(tmp_path, capsys):
+    out = tmp_path / f"out{CLEAR}"
+    argv = ["augment", str(_sst(tmp_path, [("a quiet film", 1)])), "-o", str(out)]
+    assert main([*argv, "--task", "sst2", "--mlm", "none", "--device", "cpu"]) == 0
+    assert main([*argv, "--task", "sst2", "--mlm", "none", "--device", "cpu"]) == 0  # verified
+    shown = capsys.readouterr()
+    assert _escaped(shown.out + shown.err), shown
+    assert shown.out.count("out\\x1b[2J") == 2
