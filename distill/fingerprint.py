@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from kdaug.errors import KdaugError
 from kdaug.files import sha256_file
 
 # the files of a saved model that decide its outputs: config and tokenizer (.json, vocab.txt,
@@ -18,12 +19,16 @@ _known: dict[tuple[Any, ...], str] = {}
 
 def file_sha256(path: str | Path) -> str:
     """The sha256 of a file; remembered for this process while the file is the same one (same
-    inode, size, mtime and ctime), since a run asks for it several times."""
+    inode, size, mtime and ctime), since a run asks for it several times. A file that cannot
+    be read is a one-line KdaugError."""
     p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    if key not in _known:
-        _known[key] = sha256_file(p)
+    try:
+        st = p.stat()
+        key = (str(p.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if key not in _known:
+            _known[key] = sha256_file(p)
+    except OSError as exc:
+        raise KdaugError(f"cannot read {p} ({exc.strerror or exc})") from None
     return _known[key]
 
 
