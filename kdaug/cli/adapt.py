@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from kdaug.machine import DEVICE_HELP
+from kdaug.terminal import printable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -137,14 +138,14 @@ def run(args: argparse.Namespace) -> int:
     adapter = MLMAdapter(settings)
     record = adapter.run()
     if record.get("cached"):
-        print(f"adapt-mlm: {settings.output} is up to date (cached; --force to rebuild)")
+        print(printable(f"adapt-mlm: {settings.output} is up to date (cached; --force to rebuild)"))
         return 0
     if args.default:
         adapter.drop_checkpoint()
     ev = record["eval"]
     b, a = ev["before"], ev["after"]
     print(
-        f"adapt-mlm: wrote {settings.output} ({record['steps']} steps, "
+        f"adapt-mlm: wrote {printable(settings.output)} ({record['steps']} steps, "
         f"{record['train_seconds'] / 60:.1f} min, loss {record['final_loss']})\n"
         f"held-out masked-token accuracy ({a['masked_tokens']} masked tokens in "
         f"{a['sentences']} sentences): top-1 {b['top1']:.3f} -> {a['top1']:.3f}, "

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdaug.errors import KdaugError, UsageError
+from kdaug.terminal import printable
 
 if TYPE_CHECKING:
     from augment.io.layout import LabelCodec
@@ -481,7 +482,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"; {writer.changed_rows} rows had tabs or line breaks inside a field, written as "
             "spaces"
         )
-    print(f"kdaug export: {writer.rows} rows -> {args.output} ({what}){labels}{changed}")
+    print(printable(f"kdaug export: {writer.rows} rows -> {args.output} ({what}){labels}{changed}"))
     return 0
 
 
@@ -497,7 +498,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from augment.io.layout import LabelCodec
     from augment.records import Replacement
     from kdaug.cli.augment import highlight
-    from kdaug.terminal import printable
 
     out = Path(args.outdir)
     m = load_manifest(out)

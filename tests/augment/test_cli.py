@@ -204,11 +204,12 @@ def test_error_lines_escape_control_characters(tmp_path, capsys):
     assert _escaped(err) and "--bogus\\x1b[2J" in err
 
 
-def test_augment_summary_escapes_control_characters_in_the_output_path(tmp_path, capsys):
+def test_augment_and_export_escape_control_characters_in_paths(tmp_path, capsys):
     out = tmp_path / f"out{CLEAR}"
     argv = ["augment", str(_sst(tmp_path, [("a quiet film", 1)])), "-o", str(out)]
     assert main([*argv, "--task", "sst2", "--mlm", "none", "--device", "cpu"]) == 0
     assert main([*argv, "--task", "sst2", "--mlm", "none", "--device", "cpu"]) == 0  # verified
+    assert main(["export", str(out), "-o", str(tmp_path / f"x{TITLE}.tsv")]) == 0
     shown = capsys.readouterr()
     assert _escaped(shown.out + shown.err), shown
-    assert shown.out.count("out\\x1b[2J") == 2
+    assert shown.out.count("out\\x1b[2J") == 2 and "x\\x1b]0;owned\\x07.tsv" in shown.out
