@@ -23,6 +23,7 @@ from kdaug.terminal import is_terminal
 
 DEFAULT_INTERVAL = 15.0
 T = TypeVar("T")
+_quiet = False  # set by `quiet_progress` (`kdaug -q`): no bar and no lines
 
 
 def _interval() -> float:
@@ -138,7 +139,9 @@ class LogProgress:
 def progress(total: float | None = None, **options: Any) -> Any:
     """A progress reporter for `stream` (default stderr), with LogProgress's keywords: a tqdm
     bar when it is a terminal (or a notebook's widget), else a LogProgress. Both have
-    update(n), set_postfix(**kw) and close()."""
+    update(n), set_postfix(**kw) and close(). Inside `quiet_progress` it reports nothing."""
+    if _quiet:
+        options["disable"] = True
     log = LogProgress(total, **options)
     out = log.stream if log.stream is not None else sys.stderr
     if not log.disable and (is_terminal(out) or (log.stream is None and _in_notebook())):
@@ -155,6 +158,17 @@ def progress(total: float | None = None, **options: Any) -> Any:
             dynamic_ncols=True,
         )
     return log
+
+
+@contextlib.contextmanager
+def quiet_progress(quiet: bool = True) -> Iterator[None]:
+    """While open (and `quiet`), `progress` reports nothing: `kdaug -q`."""
+    global _quiet
+    before, _quiet = _quiet, quiet or _quiet
+    try:
+        yield
+    finally:
+        _quiet = before
 
 
 @contextlib.contextmanager

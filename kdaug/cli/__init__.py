@@ -14,7 +14,7 @@ import sys
 from kdaug import __version__
 from kdaug.cli import adapt, augment, data, distill, serve
 from kdaug.errors import KdaugError
-from kdaug.progress import logs_above_bars
+from kdaug.progress import logs_above_bars, quiet_progress
 from kdaug.terminal import PrintableFormatter, printable
 
 # Command groups, in `kdaug --help` order; each exposes `register(subparsers)`.
@@ -29,11 +29,12 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_log_level_flags(parser: argparse.ArgumentParser, default: object) -> None:
-    """-v / -q: debug logging, or warnings and errors only (the last one given wins)."""
+    """-v / -q: debug logging, or warnings and errors only and no progress (the last one given
+    wins)."""
     kw = {"dest": "log_level", "action": "store_const", "default": default}
     parser.add_argument("-v", "--verbose", const=logging.DEBUG, help="debug logging", **kw)
     parser.add_argument(
-        "-q", "--quiet", const=logging.WARNING, help="log warnings and errors only", **kw
+        "-q", "--quiet", const=logging.WARNING, help="warnings and errors only, no progress", **kw
     )
 
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        with logs_above_bars():
+        with logs_above_bars(), quiet_progress(args.log_level > logging.INFO):
             return int(args.func(args) or 0)
     except KdaugError as exc:
         print(f"kdaug: error: {printable(exc, keep='')}", file=sys.stderr)

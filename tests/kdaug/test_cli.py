@@ -54,13 +54,14 @@ def test_verbosity_flags_go_before_or_after_the_command(argv: list[str], level: 
     assert build_parser().parse_args(argv).log_level == level
 
 
-def test_quiet_after_the_command_leaves_warnings_only(tmp_path: Path) -> None:
+def test_quiet_after_the_command_leaves_warnings_only_and_no_progress(tmp_path: Path) -> None:
     tsv = tmp_path / "in.tsv"
     tsv.write_text("sentence\tlabel\na quiet film\t1\n")
     argv = ["augment", str(tsv), "-o", str(tmp_path / "out"), "--task", "sst2", "--device", "cpu"]
     proc = kdaug(*argv, "--mlm", "none", "-q")
     assert proc.returncode == 0, proc.stderr
     assert "INFO" not in proc.stderr and "workers auto" not in proc.stderr, proc.stderr
+    assert "rows (100%)" not in proc.stderr, proc.stderr  # nor progress lines
 
 
 def test_usage_errors_exit_2_and_failures_exit_1(tmp_path: Path, capsys) -> None:

@@ -163,3 +163,16 @@ def test_a_log_line_goes_above_the_bar_not_into_it(monkeypatch):
     before, after = out.getvalue().split("WARNING a log line\n")
     assert "augment" in before and before.endswith("\r")  # the bar, then cleared
     assert after.startswith("\raugment") and "4/10" in after  # drawn again below the line
+
+
+def test_quiet_progress_reports_nothing_and_ends_with_its_block():
+    from kdaug.progress import quiet_progress
+
+    for stream in (FakeTTY(), io.StringIO()):
+        with quiet_progress():
+            bar = progress(total=3, desc="augment", stream=stream, interval=0)
+            bar.update(3)
+            bar.close()
+        assert stream.getvalue() == ""
+    with quiet_progress(False):
+        assert type(progress(total=1, stream=FakeTTY())).__name__ == "tqdm"
