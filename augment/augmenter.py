@@ -17,7 +17,7 @@ from augment.candidates.wordnet import WordNetCandidates
 from augment.config import AugmentConfig, SampleParams
 from augment.pos.filter import check_pipeline, keep_agreeing, synonym_rule
 from augment.pos.tagger import TaggedText, Tagger, Word
-from augment.records import Record, Replacement, Variant, text_problem
+from augment.records import MAX_TEXT_CHARS, Record, Replacement, Variant, text_problem
 from kdaug import __version__
 from kdaug.errors import InputError
 from kdaug.settings import ConfigError
@@ -47,7 +47,7 @@ def check_record(rec: Record) -> None:
     if rec.text_b is not None:
         fields.append(("text_b", rec.text_b))
     for name, value in fields:
-        why = text_problem(value)
+        why = text_problem(value, None if name == "id" else MAX_TEXT_CHARS)
         if why is not None:
             raise InputError(f"record {rec.id!r}: {name} {why}")
 

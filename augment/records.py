@@ -7,6 +7,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SOURCES = ("mlm", "vectors", "wordnet")
+# The longest text a record may have, in characters: spaCy refuses longer ones (nlp.max_length,
+# ValueError E088), and a text that long is no training example for a 128-token student anyway.
+MAX_TEXT_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -67,11 +70,17 @@ class Reject:
 SURROGATE = re.compile("[\ud800-\udfff]")  # a lone surrogate: no UTF-8 form
 
 
-def text_problem(text: object) -> str | None:
-    """Why `text` cannot be augmented (None when it can): it must be a string of valid Unicode.
-    A lone surrogate (JSON "\\ud800") has no UTF-8 form, so no tokenizer or writer takes it."""
+def text_problem(text: object, max_chars: int | None = MAX_TEXT_CHARS) -> str | None:
+    """Why `text` cannot be augmented (None when it can): it must be a string of valid Unicode,
+    at most `max_chars` long (None: any length, as for ids). A lone surrogate (JSON "\\ud800")
+    has no UTF-8 form, so no tokenizer or writer takes it."""
     if not isinstance(text, str):
         return f"is {type(text).__name__}, not a string"
+    if max_chars is not None and len(text) > max_chars:
+        return (
+            f"has {len(text):,} characters, more than the {max_chars:,} a text may have "
+            "(the spaCy tagger's limit)"
+        )
     bad = SURROGATE.search(text)
     if bad is not None:
         return f"has a lone surrogate U+{ord(bad.group()):04X} at character {bad.start()}"

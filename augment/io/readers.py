@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from augment.records import SURROGATE, Record, Reject
+from augment.records import MAX_TEXT_CHARS, SURROGATE, Record, Reject
 from kdaug import tables
 from kdaug.errors import InputError
 from kdaug.tables import PREVIEW, Row, Undecodable
@@ -29,9 +29,6 @@ from kdaug.tasks import GLUE_TASKS, NO_LABEL, Task, task_key
 
 log = logging.getLogger(__name__)
 
-# The longest text a record may have, in characters: spaCy refuses longer ones (nlp.max_length,
-# ValueError E088), and a text that long is no training example for a 128-token student anyway.
-MAX_TEXT_CHARS = 1_000_000
 # The most pass-through columns a JSON lines input brings: each row has keys of its own, so their
 # union (rows x columns cells a shard) could grow with the file; a table's header has no cap.
 MAX_PASSTHROUGH_COLUMNS = 256

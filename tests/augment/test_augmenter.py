@@ -218,3 +218,23 @@ def test_text_that_is_not_unicode_is_an_input_error_naming_the_record(augmenter,
     assert says in str(err.value) and "\n" not in str(err.value)
     (variants,) = augmenter.augment([RECORDS[0]])  # nothing half-done is left behind
     assert len(variants) > 1
+
+
+@pytest.mark.parametrize("field", ["a", "b"])
+def test_text_over_spacy_limit_is_a_one_line_input_error(augmenter, field):
+    from augment.records import MAX_TEXT_CHARS
+    from kdaug.errors import InputError
+
+    long = "word " * (MAX_TEXT_CHARS // 5) + "x"  # 1,000,001 characters: spaCy's E088
+    record = Record("big", long) if field == "a" else Record("big", "a good film", long)
+    with pytest.raises(InputError) as err:
+        augmenter.augment([RECORDS[0], record])
+    says = str(err.value)
+    assert says.startswith(f"record 'big': text_{field} has 1,000,001 characters, more than")
+    assert "\n" not in says and "E088" not in says
+    with pytest.raises(InputError):
+        augmenter.augment_text(long)
+    at_limit = Record("ok", "good " * (MAX_TEXT_CHARS // 5))  # exactly the limit: accepted
+    from augment.augmenter import check_record
+
+    check_record(at_limit)
