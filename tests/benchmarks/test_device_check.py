@@ -1,0 +1,72 @@
+"""The device check: its dry run (every part at toy sizes on the CPU) and how it records a part
+that fails."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.device_check import cli
+from benchmarks.device_check.sizes import DRY
+from benchmarks.paths import REPO
+
+
+def test_dry_run_runs_every_part(shared_assets: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.device_check", "--dry-run", "--out", str(out)],
+        cwd=REPO,
+        env={**env, "KDAUG_SHARED_ASSETS": str(shared_assets)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    report = json.loads((out / "device_check.json").read_text())
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    assert report["ok"] and report["dry_run"] and set(report["parts"]) == set(cli.PARTS)
+    parts = report["parts"]
+    for part in parts.values():
+        assert part["status"] == "ok"
+        assert all(s["status"] in ("ok", "skipped") for s in part["steps"].values())
+    tests = parts["gpu_tests"]["steps"]["pytest -m gpu"]
+    assert tests["tests"] >= 5 and tests["skipped"] == tests["tests"]  # no CUDA here
+    augment = parts["augment"]
+    for step in ("kdaug_exact", "kdaug_fast", "official"):
+        assert augment["steps"][step]["sentences_per_s"] > 0
+        assert augment["steps"][step]["gpu_util"]["samples"] == 0  # no nvidia-smi here
+    assert set(augment["speedup_over_official"]) == {"exact", "fast"}
+    workers = parts["augment_workers"]["steps"]
+    assert workers["K=1"]["status"] == "ok" and workers["K=1"]["rows"] == DRY.worker_rows
+    if not parts["augment_workers"]["workers_per_device_flag"]:
+        assert workers["K=2"]["status"] == "skipped"
+        assert "--workers-per-device" in workers["K=2"]["reason"]
+    else:
+        assert workers["K=2"]["status"] == "ok"
+    distill = parts["distill"]["steps"]
+    for step in ("intermediate_fp32", "prediction_fp32", "intermediate_bf16", "prediction_bf16"):
+        assert distill[step]["steps_per_s"] > 0 and distill[step]["finite"]
+    assert distill["loss_parity_fp32"]["within_tolerance"]
+    table = (out / "device_check.md").read_text()
+    assert "dry run" in table and "every part ok" in table
+    assert table.strip() in proc.stdout
+
+
+def test_a_part_stopped_at_its_cap_is_a_failure_and_the_report_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capped = dataclasses.replace(DRY, caps={**DRY.caps, "gpu_tests": 0.05})
+    monkeypatch.setattr(cli, "sizes", lambda dry_run: capped)
+    out = tmp_path / "out"
+    code = cli.main(["--dry-run", "--isolate", "yes", "--parts", "gpu_tests", "--out", str(out)])
+    assert code == 1
+    report = json.loads((out / "device_check.json").read_text())
+    part = report["parts"]["gpu_tests"]
+    assert part["status"] == "failed" and "cap" in part["error"] and not report["ok"]
+    assert "SOME PART FAILED" in (out / "device_check.md").read_text()
