@@ -72,3 +72,21 @@ def test_resume_refuses_changed_settings_and_data_and_extends_the_budget(
 
     assert main([*argv, "--max-steps", "3", "--resume"]) == 0  # a longer budget: extended
     assert _steps(out) == 3
+
+
+def test_a_checkpoint_without_settings_that_does_not_fit_is_one_line(
+    tiny_teacher: Path, train: Path, tmp_path: Path, capsys: Any
+) -> None:
+    """Checkpoints written before settings were recorded are resumed unchecked; weights that do
+    not fit the model are still one line, not a traceback."""
+    out = tmp_path / "run"
+    argv = ["distill", "--student", "bilstm", "--teacher", str(tiny_teacher), "--task", "mrpc"]
+    argv += ["--train", str(train), "-o", str(out), "--device", "cpu", "--max-length", "32"]
+    argv += ["--batch-size", "4", "--max-steps", "2", "--embeddings", "none"]
+    assert main([*argv, "--lstm-hidden", "8"]) == 0
+    for settings in (out / "checkpoints").glob("*/step-*/settings.json"):
+        settings.unlink()
+    capsys.readouterr()
+    assert main([*argv, "--lstm-hidden", "6", "--resume"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("kdaug: error: cannot resume from") and "do not fit this model" in err
