@@ -6,11 +6,14 @@ OUT ?= demo-out
 
 .PHONY: setup demo test bench bench-augment bench-ablation bench-demo-mlm lint clean
 
+# torch's CPU build unless nvidia-smi sees a GPU (TORCH=cpu or TORCH=cuda chooses)
+TORCH ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
+
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh
 	$(PYTHON) -m venv $(VENV)
-	. $(BIN)/activate && scripts/install.sh --dev --editable
+	. $(BIN)/activate && scripts/install.sh --dev --editable $(if $(filter cpu,$(TORCH)),--cpu)
 	touch $@
 
 demo: setup
