@@ -101,7 +101,7 @@ def _changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
         if old == new:
             continue
         if key in CONTENT:
-            changes.append(f"{key} ({CONTENT[key]} changed)")
+            changes.append(f"{key}: {CONTENT[key]} changed")
         else:
             changes.append(f"{key} {json.dumps(old)} -> {json.dumps(new)}")
     return changes
