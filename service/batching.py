@@ -54,6 +54,10 @@ class ShuttingDownError(Exception):
     """The service is draining and takes no new requests."""
 
 
+class Abandoned(Exception):
+    """Raised at a pause point: every request waiting for the running batch has given up."""
+
+
 @dataclass(eq=False)
 class _Job:
     records: list[Record]
@@ -72,12 +76,14 @@ class _Job:
 
 
 _here = threading.local()  # the ModelThread running on this thread, if any
+_Call = tuple[concurrent.futures.Future, Callable[[], Any], Callable[[], bool] | None]
 
 
 def pause_point() -> None:
     """Let waiting light work run here: model code calls it between units of a long batch (the
     service's masked-LM between forward passes). On a ModelThread it runs the first urgent call
-    waiting, if any; elsewhere, or inside a call it runs, it does nothing."""
+    waiting, if any, or raises Abandoned when the call running is no longer wanted; elsewhere,
+    or inside a call it runs, it does nothing."""
     thread = getattr(_here, "thread", None)
     if thread is not None:
         thread.pause()
@@ -89,17 +95,24 @@ class ModelThread:
 
     def __init__(self, name: str = "kdaug-model") -> None:
         self._cond = threading.Condition()
-        self._calls: deque[tuple[concurrent.futures.Future, Callable[[], Any]]] = deque()
-        self._urgent: deque[tuple[concurrent.futures.Future, Callable[[], Any]]] = deque()
+        self._calls: deque[_Call] = deque()
+        self._urgent: deque[_Call] = deque()
+        self._wanted: Callable[[], bool] | None = None  # of the call running now
         self._stopped = False
         self._paused = False  # an urgent call is running inside a pause
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable[[], T], urgent: bool = False) -> concurrent.futures.Future[T]:
+    def submit(
+        self,
+        fn: Callable[[], T],
+        urgent: bool = False,
+        wanted: Callable[[], bool] | None = None,
+    ) -> concurrent.futures.Future[T]:
+        """Run `fn` on the thread; `wanted` (called at pause points) False stops it there."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         with self._cond:
-            (self._urgent if urgent else self._calls).append((future, fn))
+            (self._urgent if urgent else self._calls).append((future, fn, wanted))
             self._cond.notify()
         return future
 
@@ -113,6 +126,8 @@ class ModelThread:
         """Run the first urgent call waiting (on this thread, inside the running call)."""
         if self._paused or threading.current_thread() is not self._thread:
             return
+        if self._wanted is not None and not self._wanted():
+            raise Abandoned("every request waiting for this batch has given up")
         with self._cond:
             if self._stopped or not self._urgent:
                 return
@@ -123,14 +138,21 @@ class ModelThread:
         finally:
             self._paused = False
 
-    @staticmethod
-    def _call(future: concurrent.futures.Future, fn: Callable[[], Any]) -> None:
+    def _call(
+        self,
+        future: concurrent.futures.Future,
+        fn: Callable[[], Any],
+        wanted: Callable[[], bool] | None,
+    ) -> None:
         if not future.set_running_or_notify_cancel():
             return
+        outer, self._wanted = self._wanted, wanted
         try:
             future.set_result(fn())
         except BaseException as exc:  # handed to the caller
             future.set_exception(exc)
+        finally:
+            self._wanted = outer
 
     def _loop(self) -> None:
         _here.thread = self
@@ -144,7 +166,7 @@ class ModelThread:
                     break
                 item = (self._urgent or self._calls).popleft()
             self._call(*item)
-        for future, _ in left:  # cancel whatever had not started at the stop
+        for future, _, _ in left:  # cancel whatever had not started at the stop
             future.cancel()
 
 
@@ -371,10 +393,19 @@ class MicroBatcher:
         params = [job.params for job, a, b in batch for _ in range(a, b)]
         self._emit("batch", records=len(records), requests=len(batch), lane=lane)
         start = time.perf_counter()
+
+        def wanted() -> bool:  # read on the model thread: a future's state is one attribute
+            return any(not job.future.done() for job, _, _ in batch)
+
         try:
             out = await asyncio.wrap_future(
-                self._thread.submit(lambda: self._augment(records, params), lane == "between")
+                self._thread.submit(
+                    lambda: self._augment(records, params), lane == "between", wanted
+                )
             )
+        except Abandoned:  # stopped at a pause: nobody waits for its answers
+            self._emit("abandoned", records=len(records), lane=lane)
+            return
         except Exception as exc:
             if len(batch) > 1:  # isolate the request that failed; the others still get answers
                 log.warning(

@@ -285,3 +285,27 @@ def test_a_heavy_record_is_not_run_between_slices():
 
     model = asyncio.run(scenario())
     assert model.batches == [["heavy-start"], ["heavy-a-0"], ["heavy-start"], ["heavy-b-0"]]
+
+
+def test_a_heavy_batch_whose_request_gave_up_stops_at_its_next_pause():
+    async def scenario():
+        model = SlicedModel()  # without a stop, its batch runs 2,000 slices (10 s or more)
+        events: list[tuple[str, dict]] = []
+        batcher = MicroBatcher(model, max_wait_s=0.0, light_work=100)
+        batcher.listeners.append(lambda kind, info: events.append((kind, info)))
+        batcher.start()
+        heavy = batcher.enqueue(records("heavy"), SampleParams(n=1), costs=[5000])
+        while not any(kind == "batch" for kind, _ in events):
+            await asyncio.sleep(0.001)
+        batcher.cancel(heavy, "timeout")  # what the request timeout does
+        while not any(kind == "abandoned" for kind, _ in events):
+            await asyncio.sleep(0.001)
+        after = await batcher.submit(records("after"), SampleParams(n=1))
+        await batcher.stop(timeout_s=5)
+        return model, events, after
+
+    model, events, after = asyncio.run(asyncio.wait_for(scenario(), timeout=8))
+    assert model.batches == [["heavy-start"], ["after-0"]]  # the heavy batch never finished
+    assert model.heavy_saw_light_answered is None
+    assert ("abandoned", {"records": 1, "lane": "main"}) in events
+    assert after[0][0].id == "after-0"
