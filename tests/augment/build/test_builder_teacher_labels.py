@@ -89,18 +89,18 @@ def test_no_matching_cache_is_a_one_line_error(tmp_path, sst2_cached, capsys, sa
     out, teacher, _ = sst2_cached
     other = save_tiny_bert(tmp_path / "other", seed=1, num_labels=2)
     capsys.readouterr()  # what saving it printed
-    cases = [
-        (["--teacher", str(other)], "kdaug teacher-logits"),
-        (["--teacher", str(teacher), "--max-length", "32"], "--max-length 32"),
-        ([], "needs --teacher"),
-        (["--teacher", str(tmp_path / "nope")], "not a directory"),
+    cases = [  # exit status 1: no usable cache; 2: the command line is wrong
+        (["--teacher", str(other)], "kdaug teacher-logits", 1),
+        (["--teacher", str(teacher), "--max-length", "32"], "--max-length 32", 1),
+        ([], "needs --teacher", 2),
+        (["--teacher", str(tmp_path / "nope")], "not a directory", 1),
     ]
-    for flags, needle in cases:
+    for flags, needle, status in cases:
         target = tmp_path / "x.tsv"
         code, _, err = _run(capsys, "export", str(out), "-o", str(target), "--labels", "teacher",
                             *flags)  # fmt: skip
         lines = err.strip().splitlines()
-        assert code == 2 and len(lines) == 1 and needle in lines[0], err
+        assert code == status and len(lines) == 1 and needle in lines[0], err
         assert "Traceback" not in err and not target.exists()
 
 
