@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kdaug.machine import DEVICE_HELP
+from kdaug.terminal import printable
 
 STAGE_FLAGS = ("epochs", "max_steps", "batch_size", "grad_accum", "lr")
 BILSTM_FLAGS = {  # flag dest -> BiLSTMSettings field
@@ -122,7 +123,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _teacher_logits(args: argparse.Namespace) -> int:
     from distill.pipeline import cache_teacher_logits
 
-    print(cache_teacher_logits(_config(args), args.shards, args.teacher, args.batch_size))
+    print(
+        printable(cache_teacher_logits(_config(args), args.shards, args.teacher, args.batch_size))
+    )
     return 0
 
 

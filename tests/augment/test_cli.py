@@ -213,3 +213,14 @@ def test_augment_and_export_escape_control_characters_in_paths(tmp_path, capsys)
     shown = capsys.readouterr()
     assert _escaped(shown.out + shown.err), shown
     assert shown.out.count("out\\x1b[2J") == 2 and "x\\x1b]0;owned\\x07.tsv" in shown.out
+
+
+def test_teacher_logits_prints_its_cache_path_escaped(tmp_path, monkeypatch, capsys):
+    import distill.pipeline
+
+    where = tmp_path / f"cache{TITLE}"
+    monkeypatch.setattr(distill.pipeline, "cache_teacher_logits", lambda *args: where)
+    argv = ["teacher-logits", str(tmp_path), "--teacher", str(tmp_path), "--task", "sst2"]
+    assert main(argv) == 0
+    shown = capsys.readouterr().out
+    assert _escaped(shown) and shown.strip().endswith("cache\\x1b]0;owned\\x07"), shown
