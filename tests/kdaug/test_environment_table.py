@@ -7,9 +7,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("kdaug", "augment", "distill", "service", "benchmarks", "tests")
+SCRIPTS = ("scripts/*.sh", "docker/entrypoint.sh", "Makefile")
 READ = re.compile(r"""(?:environ\.get\(|getenv\(|environ\[)\s*["']([A-Z][A-Z0-9_]*)["']""")
-# Read only as every program does: passed on to child processes, or the system's temp folder.
-GENERIC = {"PATH", "PYTHONPATH", "TMPDIR"}
+SHELL_READ = re.compile(r"\$\{?([A-Z][A-Z0-9_]*)")
+# Read only as every program does: passed on to child processes, the system's temp folder, the
+# shell's own.
+GENERIC = {"PATH", "PYTHONPATH", "TMPDIR", "BASH_SOURCE"}
 TABLE_START = "Every environment variable kdaug reads:"
 
 
@@ -22,6 +25,9 @@ def variables_read() -> set[str]:
     for folder in SOURCES:
         for path in (ROOT / folder).rglob("*.py"):
             names |= set(READ.findall(path.read_text(encoding="utf-8")))
+    for pattern in SCRIPTS:
+        for path in ROOT.glob(pattern):
+            names |= set(SHELL_READ.findall(path.read_text(encoding="utf-8")))
     return names - GENERIC
 
 
