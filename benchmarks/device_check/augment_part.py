@@ -48,7 +48,7 @@ def run(ctx: Context) -> None:
     warm = [Record(f"w{i}", text, label=lab) for i, (text, lab) in enumerate(rows[s.sentences :])]
     ctx.result.update(data=source, sentences=len(records), n=s.n, device=ctx.device)
     rates: dict[str, float] = {}
-    vectors = None
+    vectors, cfg = None, None
     with GpuSampler() as gpu:
         for mode in ("exact", "fast"):
             with ctx.step(f"kdaug_{mode}") as rec:
@@ -68,13 +68,13 @@ def run(ctx: Context) -> None:
                 rates[mode] = len(records) / seconds
                 del aug
         with ctx.step("official") as rec:
-            if vectors is None:
+            if vectors is None or cfg is None:
                 raise RuntimeError(
                     "kdaug loaded no word vectors; the official algorithm needs them"
                 )
             vec = read_vectors(vectors)
             official = OfficialTinyBERT(
-                model, vec.words, vec.matrix, m=15, n=s.n, p=0.4, device=ctx.device
+                model, vec.words, vec.matrix, m=cfg.top_k, n=s.n, p=cfg.p, device=ctx.device
             )
             step = max(1, len(records) // s.official_sentences)
             sample = [r.text_a for r in records[::step]][: s.official_sentences]

@@ -10,9 +10,14 @@ memory is recorded as failed and the others still run; the check exits 1 if any 
   augment_workers  `kdaug augment` with K = 1, 2, 4, 8 workers per device
   distill          steps/s of a TinyBERT4 student from a BERT-base teacher, fp32 and bf16
                    autocast, and CPU-vs-device fp32 loss parity on a fixed batch
-Writes device_check.json and device_check.md to --out (default $OUT, else
-bench-out/device-check). --dry-run runs every part at toy sizes on the CPU. A machine without
-kdaug's dependencies unpacks bench-out/device-bundle (see bundle.py) first.
+Writes device_check.json, device_check.md and a log per part to --out (default $OUT, else
+bench-out/device-check). --dry-run runs every part at toy sizes on the CPU, in this process.
+
+On a GPU machine with no network and only torch/transformers installed: first, where PyPI is
+reachable, `python -m benchmarks.device_check.bundle` (bench-out/device-bundle, about 40 MB);
+copy the repository with that folder to the GPU machine; there, in the repository,
+`python3 -m benchmarks.device_check --out DIR` (or `make device-check`) unpacks the bundle into
+$TMPDIR and runs. Commit DIR's device_check.json under benchmarks/results/device/.
 """
 
 from __future__ import annotations

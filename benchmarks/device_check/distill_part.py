@@ -182,7 +182,7 @@ def parity(ctx, cfg, teacher, student, batch) -> dict:
         for stage in STAGES:
             torch.manual_seed(0)  # the same projections W_e, W_h on both sides
             obj, targets = objective(stage, cfg, copy.deepcopy(student).to(device).float(), t)
-            obj.eval()
+            obj.to(device).eval()  # the projections are made on the CPU
             b = batch.to(device)
             with torch.no_grad():
                 got = obj(b, targets(b))

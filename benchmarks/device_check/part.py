@@ -83,6 +83,10 @@ def in_process(name: str, result: Path, work: Path, assets: Path, cap: float, dr
     ctx = Context(name, sizes(dry_run), work, assets, result, dry_run)
     ctx.deadline = time.monotonic() + cap
     work.mkdir(parents=True, exist_ok=True)
+    if dry_run:  # toy models run fastest on one thread, and leave the other cores alone
+        import torch
+
+        torch.set_num_threads(1)
     try:
         run_part(ctx)
     except Exception as exc:
