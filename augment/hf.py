@@ -226,9 +226,9 @@ def augment_dataset(
         )
     cfg = config or (augmenter.config if augmenter is not None else AugmentConfig())
     cols = dataset_columns(names, task, text_column, text_b_column, label_column, id_column)
-    if num_proc is not None and num_proc <= 1:
+    if (num_proc is not None and num_proc <= 1) or isinstance(ds, datasets.IterableDataset):
         num_proc = None  # datasets starts a one-process pool for 1: no gain, the same output
-    threads = None
+    threads = None  # torch threads of each worker process: the cores shared out
     if num_proc and not cfg.device.startswith("cuda"):
         threads = max(1, (os.cpu_count() or 1) // num_proc)
     expander = VariantExpander(cfg, cols, augmenter=augmenter, on_reject=on_reject, threads=threads)
