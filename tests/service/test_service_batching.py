@@ -225,11 +225,13 @@ class SlicedModel(RecordingModel):
     def __init__(self) -> None:
         super().__init__()
         self.light_answered = threading.Event()
+        self.heavy_started = threading.Event()
         self.heavy_saw_light_answered: bool | None = None
 
     def __call__(self, records, params):
         if any(r.id.startswith("heavy") for r in records):
             self.batches.append(["heavy-start"])
+            self.heavy_started.set()
             for _ in range(2000):
                 pause_point()  # another request's light records may run here
                 if self.light_answered.wait(0.005):
@@ -248,8 +250,7 @@ def test_light_records_run_between_the_slices_of_a_heavy_batch():
         heavy = asyncio.ensure_future(
             batcher.submit(records("heavy", 2), SampleParams(n=1), costs=[5000, 5000])
         )
-        while ("batch", {"records": 2, "requests": 1, "lane": "main"}) not in events:
-            await asyncio.sleep(0.001)  # the heavy batch is at the model
+        assert await asyncio.to_thread(model.heavy_started.wait, 30)  # running at the model
         light = await batcher.submit(records("light"), SampleParams(n=1), costs=[40])
         model.light_answered.set()
         assert not heavy.done()  # answered while the heavy batch was still running
@@ -261,6 +262,7 @@ def test_light_records_run_between_the_slices_of_a_heavy_batch():
     assert light[0][0].id == "light-0"
     assert model.heavy_saw_light_answered is True
     assert model.batches == [["heavy-start"], ["light-0"], ["heavy-0", "heavy-1"]]
+    assert ("batch", {"records": 2, "requests": 1, "lane": "main"}) in events
     assert ("batch", {"records": 1, "requests": 1, "lane": "between"}) in events
     assert all(name.startswith("kdaug-model") for name in model.threads)
 
@@ -273,11 +275,11 @@ def test_a_heavy_record_is_not_run_between_slices():
         first = asyncio.ensure_future(
             batcher.submit(records("heavy-a"), SampleParams(n=1), costs=[5000])
         )
-        await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(model.heavy_started.wait, 30)
         second = asyncio.ensure_future(
             batcher.submit(records("heavy-b"), SampleParams(n=1), costs=[5000])
         )
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # time for a wrong pause to take it (none should)
         model.light_answered.set()  # lets the first heavy batch end
         await asyncio.gather(first, second)
         await batcher.stop(timeout_s=5)
@@ -295,8 +297,7 @@ def test_a_heavy_batch_whose_request_gave_up_stops_at_its_next_pause():
         batcher.listeners.append(lambda kind, info: events.append((kind, info)))
         batcher.start()
         heavy = batcher.enqueue(records("heavy"), SampleParams(n=1), costs=[5000])
-        while not any(kind == "batch" for kind, _ in events):
-            await asyncio.sleep(0.001)
+        assert await asyncio.to_thread(model.heavy_started.wait, 30)
         batcher.cancel(heavy, "timeout")  # what the request timeout does
         while not any(kind == "abandoned" for kind, _ in events):
             await asyncio.sleep(0.001)
