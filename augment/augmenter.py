@@ -201,6 +201,8 @@ class Augmenter:
         texts = list(dict.fromkeys(t for _, _, t in jobs))
         tagged = dict(zip(texts, self.tagger.tag(texts), strict=True))
 
+        if self.mlm is not None:
+            self.mlm.learn_pieces(w.text for _, _, t in jobs for w in tagged[t].eligible)
         slots: list[list[Slot]] = [[] for _ in records]
         mlm_q: list[tuple[Slot, MaskQuery]] = []
         vec_q: list[tuple[Slot, str]] = []
@@ -283,51 +285,68 @@ class Augmenter:
         if not usable:
             return out
         rng = np.random.Generator(np.random.PCG64(record_seed(p.seed, rec.id)))
+        highs = np.array([len(s.candidates) for s in usable], dtype=np.int64)
+        cased: dict[tuple[int, int], str] = {}  # (slot, candidate) -> the word as written
         seen = {(rec.text_a, rec.text_b)}
         made = 0
         for _ in range(p.n * self.config.max_attempts_factor):
             if made == p.n:
                 break
+            # one draw per word and one candidate index per word, every attempt, whatever is
+            # picked: the generator's stream (and so every variant) depends on the record only
             draws = rng.random(len(usable))
-            picks = rng.integers(0, [len(s.candidates) for s in usable])
-            chosen = [
-                (s, s.candidates[k])
-                for s, d, k in zip(usable, draws, picks, strict=True)
-                if d < p.p
-            ]
-            if not chosen:
+            picks = rng.integers(0, highs)
+            hit = [j for j, d in enumerate(draws.tolist()) if d < p.p]
+            if not hit:
                 continue
-            text_a, reps_a = _apply(rec.text_a, "a", [c for c in chosen if c[0].field == "a"])
-            text_b, reps_b = _apply(rec.text_b, "b", [c for c in chosen if c[0].field == "b"])
+            picked = picks.tolist()
+            chosen = []
+            for j in hit:
+                k = picked[j]
+                word = cased.get((j, k))
+                if word is None:
+                    word = cased[j, k] = match_case(usable[j].word.text, usable[j].candidates[k][0])
+                chosen.append((usable[j], k, word))
+            text_a = _apply(rec.text_a, [c for c in chosen if c[0].field == "a"])
+            text_b = _apply(rec.text_b, [c for c in chosen if c[0].field == "b"])
             if (text_a, text_b) in seen:
                 continue
             seen.add((text_a, text_b))
             made += 1
-            out.append(Variant(rec.id, made, text_a, text_b, rec.label, reps_a + reps_b))
-            for r in reps_a + reps_b:
+            reps = _replacements("a", chosen) + _replacements("b", chosen)
+            out.append(Variant(rec.id, made, text_a, text_b, rec.label, reps))
+            for r in reps:
                 self.stats.replacements[r.source] += 1
         return out
 
 
-def _apply(
-    text: str | None, field: str, chosen: list[tuple[Slot, tuple[str, str, int]]]
-) -> tuple[str | None, list[Replacement]]:
-    """Replace the chosen words of `text`, keeping every other character as it was."""
+Chosen = tuple[Slot, int, str]  # a slot, the index of its candidate, the candidate as written
+
+
+def _apply(text: str | None, chosen: list[Chosen]) -> str | None:
+    """`text` with the chosen words replaced, every other character kept as it was."""
     if text is None or not chosen:
-        return text, []
+        return text
     parts: list[str] = []
-    reps: list[Replacement] = []
     pos = 0
-    length = 0
-    for slot, (cand, source, rank) in sorted(chosen, key=lambda c: c[0].word.start):
-        w = slot.word
-        keep = text[pos : w.start]
-        parts.append(keep)
-        length += len(keep)
-        new = match_case(w.text, cand)
+    for slot, _, new in sorted(chosen, key=lambda c: c[0].word.start):
+        parts.append(text[pos : slot.word.start])
         parts.append(new)
-        reps.append(Replacement(field, length, length + len(new), w.text, new, source, rank))
-        length += len(new)
-        pos = w.end
+        pos = slot.word.end
     parts.append(text[pos:])
-    return "".join(parts), reps
+    return "".join(parts)
+
+
+def _replacements(field: str, chosen: list[Chosen]) -> list[Replacement]:
+    """The Replacements of the words chosen in `field`, with their offsets in the variant."""
+    reps: list[Replacement] = []
+    shift = 0  # how much longer the variant is than the original so far
+    for slot, k, new in sorted(
+        (c for c in chosen if c[0].field == field), key=lambda c: c[0].word.start
+    ):
+        w = slot.word
+        cand, source, rank = slot.candidates[k]
+        start = w.start + shift
+        reps.append(Replacement(field, start, start + len(new), w.text, new, source, rank))
+        shift += len(new) - (w.end - w.start)
+    return reps

@@ -9,6 +9,7 @@ copies of similar length into forward passes of at most `batch_tokens` padded to
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -66,19 +67,9 @@ class Masking:
         the queries of one (text, label) share copies."""
         tok = self.tokenizer
         texts = list(dict.fromkeys(q.text for q in queries))
-        enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)
-        by_text = {
-            t: (ids, offs)
-            for t, ids, offs in zip(texts, enc["input_ids"], enc["offset_mapping"], strict=True)
-        }
-        spans: list[tuple[int, int] | None] = []
-        for q in queries:
-            ids, offs = by_text[q.text]
-            inside = [k for k, (s, e) in enumerate(offs) if s >= q.start and e <= q.end and e > s]
-            if inside and offs[inside[0]][0] == q.start and offs[inside[-1]][1] == q.end:
-                spans.append((inside[0], inside[-1] + 1))
-            else:
-                spans.append(None)
+        by_text = dict(zip(texts, encode(tok, texts), strict=True))
+        starts = {t: _starts(offs) for t, (_, offs) in by_text.items()}
+        spans = [_span(by_text[q.text][1], starts[q.text], q.start, q.end) for q in queries]
         groups: list[list[int]] = []
         if self.mode == "fast":
             together: dict[tuple[str, str | None], list[int]] = {}
@@ -176,6 +167,17 @@ class Masking:
         )
 
 
+def encode(tokenizer, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """Token ids and character offsets of each text, no special tokens: what
+    `tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)` gives, read from the
+    fast tokenizer's backend without the wrapper's per-text conversion to Python dicts."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or backend.truncation is not None or backend.padding is not None:
+        enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        return list(zip(enc["input_ids"], enc["offset_mapping"], strict=True))
+    return [(e.ids, e.offsets) for e in backend.encode_batch(texts, add_special_tokens=False)]
+
+
 def pack(groups: Sequence[Sequence[Copy]], batch_tokens: int) -> list[list[Sequence[Copy]]]:
     """Forward passes over groups of identical copies, in the order given (sorted by length):
     at most `batch_tokens` padded tokens each, and lengths within 15% (+2) of the pass's
@@ -194,6 +196,25 @@ def pack(groups: Sequence[Sequence[Copy]], batch_tokens: int) -> list[list[Seque
     if cur:
         chunks.append(cur)
     return chunks
+
+
+def _span(
+    offs: list[tuple[int, int]], starts: list[int] | None, start: int, end: int
+) -> tuple[int, int] | None:
+    """The tokens that make up exactly the characters start..end, or None when the word does not
+    align with token boundaries. Only tokens starting inside the word can be in it: when the
+    offsets are in text order (`starts`, their start characters) those are found by bisection."""
+    lo, hi = (bisect_left(starts, start), bisect_left(starts, end)) if starts else (0, len(offs))
+    inside = [k for k in range(lo, hi) if offs[k][0] >= start and offs[k][0] < offs[k][1] <= end]
+    if inside and offs[inside[0]][0] == start and offs[inside[-1]][1] == end:
+        return inside[0], inside[-1] + 1
+    return None
+
+
+def _starts(offs: list[tuple[int, int]]) -> list[int] | None:
+    """The start characters of the tokens, when they are in text order (else None)."""
+    starts = [s for s, _ in offs]
+    return starts if all(a <= b for a, b in pairwise(starts)) else None
 
 
 def _window(ids: list[int], pos: int, budget: int) -> tuple[list[int], int]:

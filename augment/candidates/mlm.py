@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from augment.candidates import quant
 from augment.candidates.conditioning import TOKEN_TYPE, load_conditioning
-from augment.candidates.masking import Copy, Masking, MaskQuery, pack
+from augment.candidates.masking import Copy, Masking, MaskQuery, encode, pack
 from kdaug.errors import KdaugError
 from kdaug.resolve import mlm_load_hint, resolve_device, resolve_model
 
@@ -120,6 +120,10 @@ class MaskedLMCandidates:
         )
         self.head = getattr(self.model, "cls", None) or getattr(self.model, "lm_head", None)
         self._valid = self._valid_vocab(torch)
+        self._bias = self._vocab_bias(torch)
+        # id -> token, None past the tokenizer's ids (as convert_ids_to_tokens answers)
+        self._tokens = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+        self._tokens += [None] * (len(self._bias) - len(self._tokens))
         self._single: dict[str, bool] = {}
         self._cache: OrderedDict[tuple, list[list[tuple[str, float]]]] = OrderedDict()
         self.cache_size = cache_size
@@ -143,14 +147,28 @@ class MaskedLMCandidates:
         ok = (ok + [False] * size)[:size]
         return torch.tensor(ok, dtype=torch.bool, device=self.device)
 
+    def _vocab_bias(self, torch):
+        """0 at the ids `_valid` allows, -inf elsewhere: added to the logits it masks them as
+        `masked_fill` would (a finite logit plus -inf is -inf), for a fraction of its cost."""
+        return torch.zeros(self._valid.shape, device=self.device).masked_fill(
+            ~self._valid, float("-inf")
+        )
+
     def is_single_piece(self, word: str) -> bool:
         """Does `word` stay one known WordPiece (the TinyBERT rule for MLM candidates)?"""
         hit = self._single.get(word)
         if hit is None:
-            ids = self.tokenizer(word, add_special_tokens=False)["input_ids"]
-            hit = len(ids) == 1 and ids[0] != self.tokenizer.unk_token_id
-            self._single[word] = hit
+            self.learn_pieces([word])
+            hit = self._single[word]
         return hit
+
+    def learn_pieces(self, words: Iterable[str]) -> None:
+        """Answer `is_single_piece` for these words ahead, with one tokenizer call."""
+        new = [w for w in dict.fromkeys(words) if w not in self._single]
+        if new:
+            unk = self.tokenizer.unk_token_id
+            for word, (ids, _) in zip(new, encode(self.tokenizer, new), strict=True):
+                self._single[word] = len(ids) == 1 and ids[0] != unk
 
     @property
     def labels(self) -> list[str] | None:
@@ -201,13 +219,10 @@ class MaskedLMCandidates:
 
         width = max(len(c.input_ids) for c in copies)
         pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((len(copies), width), pad, dtype=torch.long)
-        types = torch.zeros((len(copies), width), dtype=torch.long)
-        attn = torch.zeros((len(copies), width), dtype=torch.long)
-        for r, c in enumerate(copies):
-            ids[r, : len(c.input_ids)] = torch.tensor(c.input_ids)
-            types[r, : len(c.type_ids)] = torch.tensor(c.type_ids)
-            attn[r, : len(c.input_ids)] = 1
+        gaps = [width - len(c.input_ids) for c in copies]
+        ids = torch.tensor([c.input_ids + [pad] * g for c, g in zip(copies, gaps, strict=True)])
+        types = torch.tensor([c.type_ids + [0] * g for c, g in zip(copies, gaps, strict=True)])
+        attn = torch.tensor([[1] * (width - g) + [0] * g for g in gaps])
         rows = torch.tensor([r for r, c in enumerate(copies) for _ in c.positions])
         cols = torch.tensor([p for c in copies for p in c.positions])
         word_ids = torch.tensor([w for c in copies for w in c.word_ids])
@@ -224,29 +239,28 @@ class MaskedLMCandidates:
             else:
                 logits = self.model(input_ids=ids, attention_mask=attn, token_type_ids=types).logits
                 logits = logits[rows, cols]
-            logits = logits.float().masked_fill(~self._valid, float("-inf"))
+            logits = logits.float()
+            logits += self._bias  # -inf at the ids that may not be proposed
             has_word = word_ids >= 0
             if has_word.any():
                 masks_with = torch.nonzero(has_word).squeeze(1)
                 logits[masks_with, word_ids[has_word]] = float("-inf")
             k = min(self.top_k + _EXTRA, logits.shape[1])
             scores, idx = torch.topk(logits, k, dim=1)
+            if scores.isnan().any():  # a NaN (or +inf met -inf): sorted first; mask exactly
+                logits = logits.masked_fill(~self._valid, float("-inf"))
+                scores, idx = torch.topk(logits, k, dim=1)
         self.forward_passes += 1
         scores, idx = scores.cpu().tolist(), idx.cpu().tolist()
         flat = []
+        inf = float("-inf")
         for srow, irow in zip(scores, idx, strict=True):
             # Rank by score rounded to a fixed precision, ties by token id: the same candidates
             # whatever the padding or batch a query was computed in.
             ranked = sorted(
-                (
-                    (round(s, _SCORE_DECIMALS), i)
-                    for s, i in zip(srow, irow, strict=True)
-                    if s != float("-inf")
-                ),
-                key=lambda x: (-x[0], x[1]),
+                (-round(s, _SCORE_DECIMALS), i) for s, i in zip(srow, irow, strict=True) if s != inf
             )[: self.top_k]
-            toks = self.tokenizer.convert_ids_to_tokens([i for _, i in ranked])
-            flat.append([(t, s) for t, (s, _) in zip(toks, ranked, strict=True)])
+            flat.append([(self._tokens[i], -s) for s, i in ranked])
         out, at = [], 0
         for c in copies:
             out.append(flat[at : at + len(c.positions)])

@@ -48,6 +48,7 @@ class InflectionLexicon:
         self.exc = {k: dict(v) for k, v in exc.items()}
         self.rules = {k: [tuple(r) for r in v] for k, v in rules.items()}
         self.classes = lru_cache(maxsize=200_000)(self._classes)
+        self.ambiguous = lru_cache(maxsize=200_000)(self._ambiguous)
         self._agrees: dict[tuple[str, str, str], bool] = {}
 
     @classmethod
@@ -83,7 +84,7 @@ class InflectionLexicon:
                 found.add(suffix_class.get(old, "pl" if table == "noun" else suffix_class[""]))
         return frozenset(found)
 
-    def ambiguous(self, candidate: str) -> bool:
+    def _ambiguous(self, candidate: str) -> bool:
         """Can the form belong to more than one of noun/verb/adjective/adverb?"""
         return sum(bool(self.classes(candidate, t)) for t in _UPOS_TO_TABLE.values()) > 1
 

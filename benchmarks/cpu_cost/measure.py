@@ -1,0 +1,74 @@
+"""One measurement in a process of its own: CPU seconds per sentence of an Augmenter.
+
+Run as a file, `python measure.py --code TREE ...`, so that `augment` is imported from TREE (a
+checkout of the baseline commit, or this one). It uses the standard library, torch and `augment`
+only, so it runs against any commit. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--code", required=True, help="the checkout whose augment package runs")
+    ap.add_argument("--mlm", required=True)
+    ap.add_argument("--data", required=True, help="a TSV whose first column is the text")
+    ap.add_argument("--rows", type=int, default=400, help="sentences measured")
+    ap.add_argument("--warmup", type=int, default=32, help="sentences augmented first, unmeasured")
+    ap.add_argument("--mode", default="exact")
+    ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=256)
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    sys.path.insert(0, args.code)
+    import torch
+
+    torch.set_num_threads(1)
+    import augment
+    from augment import AugmentConfig, Augmenter, Record
+
+    with open(args.data, encoding="utf-8") as f:
+        texts = [line.rstrip("\n").split("\t")[0] for line in f][1:]
+    need = args.warmup + args.rows
+    if len(texts) < need:
+        sys.exit(f"{args.data} has {len(texts)} rows, fewer than --warmup + --rows = {need}")
+    records = [Record(str(i), t) for i, t in enumerate(texts[:need])]
+    cfg = AugmentConfig.build(mlm=args.mlm, n=args.n, mode=args.mode, device="cpu")
+    aug = Augmenter(cfg)
+    aug.augment(records[: args.warmup])  # one-time costs: pipeline checks, lexicon, first caches
+    measured = records[args.warmup :]
+    start = time.process_time()
+    out = []
+    for i in range(0, len(measured), args.batch_size):
+        out += aug.augment(measured[i : i + args.batch_size])
+    cpu = time.process_time() - start
+    digest = hashlib.sha256()
+    for variants in out:
+        for v in variants:
+            digest.update(json.dumps(asdict(v), sort_keys=True).encode())
+    print(
+        json.dumps(
+            {
+                "augment": augment.__file__,
+                "cpu_s": cpu,
+                "sentences": len(measured),
+                "cpu_ms_per_sentence": 1000 * cpu / len(measured),
+                "variants": sum(len(v) for v in out),
+                "outputs_sha256": digest.hexdigest(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
