@@ -9,6 +9,7 @@ as Python escapes (`\\x1b`, `\\u202e`): visible, and inert.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any
@@ -23,6 +24,8 @@ _UNSAFE = (
 )
 _ESCAPES = {ord(c): ascii(c)[1:-1] for c in _UNSAFE}
 _TABLES: dict[str, dict[int, str]] = {}
+# The same characters as JSON escapes, except the C0 controls, which JSON escapes itself.
+_JSON_ESCAPES = {k: f"\\u{k:04x}" for k in _ESCAPES if k >= 0x7F}
 
 
 def printable(value: Any, keep: str = "\t") -> str:
@@ -34,6 +37,13 @@ def printable(value: Any, keep: str = "\t") -> str:
     if table is None:
         table = _TABLES[keep] = {k: v for k, v in _ESCAPES.items() if chr(k) not in keep}
     return str(value).translate(table)
+
+
+def json_line(value: Any) -> str:
+    """`value` as one line of JSON that reads back exactly and is safe to `cat`: non-ASCII text
+    kept as it is, but DEL, C1 and bidirectional controls and line separators as `\\uXXXX`
+    (JSON escapes the C0 controls, ESC among them, itself)."""
+    return json.dumps(value, ensure_ascii=False).translate(_JSON_ESCAPES)
 
 
 def is_terminal(stream: Any) -> bool:

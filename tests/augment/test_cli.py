@@ -224,3 +224,17 @@ def test_teacher_logits_prints_its_cache_path_escaped(tmp_path, monkeypatch, cap
     assert main(argv) == 0
     shown = capsys.readouterr().out
     assert _escaped(shown) and shown.strip().endswith("cache\\x1b]0;owned\\x07"), shown
+
+
+def test_rejects_are_safe_to_print_and_read_back_exactly(tmp_path):
+    hostile = f"r{RLO}\x9b31m\x7f\u2028{TITLE}"
+    src = tmp_path / "in.jsonl"
+    rows = [{"id": hostile, "text": "   ", "y": hostile}, {"id": "ok", "text": "a quiet film"}]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    argv = ["augment", str(src), "-o", str(out), "--text-column", "text", "--label-column", "y"]
+    assert main([*argv, "--id-column", "id", "--mlm", "none", "--device", "cpu"]) == 0
+    text = (out / "rejects" / "part-00000.jsonl").read_text(encoding="utf-8")
+    assert _escaped(text) and "\u2028" not in text and "\x7f" not in text, text
+    (reject,) = [json.loads(line) for line in text.splitlines()]
+    assert reject["id"] == hostile and reject["raw"]["y"] == hostile

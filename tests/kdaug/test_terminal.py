@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import unicodedata
 
@@ -50,3 +51,13 @@ def test_no_color_turns_colour_off(monkeypatch, value, color):
     assert use_color(FakeTTY()) is color
     assert use_color(io.StringIO()) is False
     assert use_color(FakeTTY(), disabled=True) is False
+
+
+def test_json_lines_read_back_exactly_and_hold_no_controls():
+    from kdaug.terminal import json_line
+
+    value = {"id": HOSTILE, "raw": {"text": "naïve 日本語 \u2028 \u2066x\u2069"}, "n": [1, None]}
+    line = json_line(value)
+    assert json.loads(line) == value and "\n" not in line
+    assert printable(line, keep="") == line  # nothing a terminal would act on
+    assert "naïve 日本語" in line  # other text stays readable
