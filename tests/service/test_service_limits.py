@@ -7,6 +7,7 @@ import concurrent.futures
 import re
 import socket
 import threading
+import uuid
 
 import httpx
 import pytest
@@ -162,7 +163,8 @@ def test_a_short_request_is_answered_between_the_forward_passes_of_a_long_text(
 ):
     """The attack of a 2,000-character text in exact mode, scaled to the tiny models: the
     short request runs at a pause between the long text's forward passes, not after them."""
-    long = (" ".join([SENTENCE, OTHER] * 20))[:2000]
+    # new text each run: copies the masked-LM has cached run no forward pass, so no pause
+    long = (f"Run {uuid.uuid4().hex[:8]}. " + " ".join([SENTENCE, OTHER] * 20))[:2000]
     settings = {"batch_slice_tokens": 256, "max_request_work": 10**7, "batch_max_wait_ms": 0}
     with serve(wrap=GatedLongTexts, **settings) as live:
         gated, batcher = live.state.augmenter, live.state.batcher
