@@ -223,7 +223,7 @@ def test_num_proc_workers_give_the_same_variants_and_do_not_hang(tmp_path, tiny_
     )
     try:
         # a deadlocked worker fails the test instead of hanging the suite
-        stdout, stderr = proc.communicate(timeout=300)
+        stdout, stderr = proc.communicate(timeout=420)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the workers too
         _, stderr = proc.communicate()
