@@ -23,6 +23,7 @@ from distill.tasks import TaskSpec
 from kdaug import tables
 from kdaug.errors import InputError
 from kdaug.files import write_text_atomic
+from kdaug.manifest import is_build, verified_shards
 from kdaug.tables import RowReject
 from kdaug.tasks import NO_LABEL
 
@@ -42,8 +43,11 @@ class Example:
 
 
 def input_files(path: str | Path) -> list[Path]:
-    """A kdaug shard dir (data/*.parquet), a dir of Parquet files, or one data file."""
+    """A kdaug build (its shards, once kdaug.manifest has verified the build is finished and
+    every shard matches its sha256), a dir of Parquet files, or one data file."""
     p = Path(path)
+    if is_build(p):
+        return [shard.path for shard in verified_shards(p)]
     if p.is_dir():
         files = sorted((p / "data").glob("*.parquet")) or sorted(p.glob("*.parquet"))
         if not files:

@@ -44,10 +44,15 @@ def is_temp_name(name: str) -> bool:
     return TEMP_NAME.match(name) is not None
 
 
+def fsync_file(path: Path) -> None:
+    """Make the contents of file `path` durable."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
 def publish(tmp: Path, path: Path) -> None:
     """fsync `tmp`, rename it to `path` and fsync the directory: `path` is then complete."""
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
+    fsync_file(tmp)
     os.replace(tmp, path)
     fsync_dir(path.parent)
 

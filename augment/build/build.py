@@ -3,8 +3,10 @@
 The coordinator streams the input once, cutting it into shards of `shard_size` input rows, and
 hands each unfinished shard (its rows travel with the task) to an executor; at most a few shards
 are in flight, so memory does not grow with the corpus. A worker writes its shard under a
-temporary name and renames it when durable; only then does the coordinator record it in
-manifest.json (atomically). Re-running the same command verifies and skips recorded shards.
+temporary name, publishes the shard's completion record once the files are durable, then gives
+them their final names; manifest.json is written when the build starts and when it ends, so the
+bookkeeping costs O(1) per shard (see kdaug.manifest). Re-running the same command verifies and
+skips finished shards.
 
 One build at a time holds an output directory (an exclusive lock), and kdaug only ever deletes
 files it can prove it wrote (see augment.build.manifest).
@@ -25,9 +27,10 @@ from augment.build.executors import make_executor
 from augment.build.manifest import (
     LOCK_NAME,
     MANIFEST_NAME,
+    Manifest,
     check_accounting,
-    dispatched,
     drop_shards,
+    finish_build,
     not_a_build,
     open_output,
     record_shard,
@@ -35,7 +38,6 @@ from augment.build.manifest import (
     verify_shards,
     write_manifest,
 )
-from augment.build.shard import shard_name
 from augment.build.spec import (
     BuildSpec,
     InputChangedError,
@@ -49,6 +51,7 @@ from augment.io.card import CARD_NAME, write_card
 from augment.io.layout import ShardLayout
 from kdaug.errors import InputError, KdaugError
 from kdaug.files import is_temp_name, write_json_atomic
+from kdaug.manifest import RECORDS_DIR, shard_name
 from kdaug.tables import check_input_rows, describe_input, resolve_format
 from kdaug.terminal import printable
 
@@ -76,10 +79,10 @@ def _build(spec: BuildSpec, executor=None) -> dict[str, Any]:
     info = describe_input(spec.input, fmt, spec.split, spec.columns.header)
     out = spec.output
     manifest = open_output(out, fingerprint(spec, fmt, info), spec.overwrite)
-    manifest["input"] = {"path": str(spec.input), "task": spec.task, **info}
-    manifest["config"] = spec.config.model_dump()
+    manifest.input = {"path": str(spec.input), "task": spec.task, **info}
+    manifest.config = spec.config.model_dump()
     finished = verify_shards(out, manifest)
-    if manifest["complete"] and len(finished) == manifest["num_shards"]:
+    if manifest.complete and len(finished) == manifest.num_shards:
         sp = out / "stats.json"
         stats = json.loads(sp.read_text()) if sp.is_file() else write_stats(out, manifest, 0, 0, 0)
         print(
@@ -96,8 +99,10 @@ def _build(spec: BuildSpec, executor=None) -> dict[str, Any]:
         return stats
 
     layout = shard_layout(spec, fmt, manifest)
+    manifest.complete = False
+    write_manifest(out, manifest)  # the build starts; finished shards add completion records
     executor = executor or make_executor(spec)
-    done_rows = sum(e["rows_in"] for e in finished.values())
+    done_rows = sum(e.rows_in for e in finished.values())
     bar = progress(
         total=max(info["rows_estimate"], done_rows) or None,
         initial=done_rows,
@@ -108,35 +113,31 @@ def _build(spec: BuildSpec, executor=None) -> dict[str, Any]:
     new_rows, load_s = 0, 0.0
     try:
         tasks = plan_tasks(spec, fmt, set(finished), plan, state, layout)
-        tasks = dispatched(tasks, manifest, out)
         for res in executor.map_unordered(tasks, bar.update):
             record_shard(out, manifest, res)
             new_rows += res.rows_in
             load_s += res.load_seconds
-            bar.set_postfix(shards=len(manifest["shards"]))
+            bar.set_postfix(shards=len(manifest.shards))
     except InputChangedError:
-        drop_shards(out, manifest, set(manifest["shards"]) - {shard_name(i) for i in finished})
+        drop_shards(out, manifest, set(manifest.shards) - {shard_name(i) for i in finished})
         raise
     finally:
         bar.close()
-    manifest["num_shards"] = plan["shards"]
+    manifest.num_shards = plan["shards"]
     check_accounting(manifest, plan["rows"], spec.input)
     check_input_rows(
         spec.input, fmt, spec.split, spec.columns.header, plan["rows"], info.get("rows")
     )
     stats = write_stats(out, manifest, time.perf_counter() - t0, new_rows, load_s)
     _write_card(out, manifest, stats, layout)
-    manifest["complete"] = True  # after stats.json: a complete manifest implies both exist
-    write_manifest(out, manifest)
+    finish_build(out, manifest)  # after stats.json: a complete manifest implies both exist
     summary(stats, out, resumed=len(finished), new=plan["shards"] - len(finished))
     report_warnings(stats, out, spec.strict)
     return stats
 
 
-def _write_card(
-    out: Path, manifest: dict[str, Any], stats: dict[str, Any], layout: ShardLayout
-) -> None:
-    if not write_card(out, manifest, stats, layout):
+def _write_card(out: Path, manifest: Manifest, stats: dict[str, Any], layout: ShardLayout) -> None:
+    if not write_card(out, manifest.to_dict(), stats, layout):
         log.warning(
             "%s is not kdaug's dataset card: left as it is (load the shards with "
             "load_dataset('parquet', data_dir='%s'))",
@@ -157,7 +158,7 @@ def check_paths(input: str | Path, out: Path) -> None:
     if (
         src == root
         or src in owned
-        or any(src.is_relative_to(root / d) for d in ("data", "rejects"))
+        or any(src.is_relative_to(root / d) for d in ("data", "rejects", RECORDS_DIR))
         or (src.parent == root and is_temp_name(src.name))
     ):
         raise InputError(
@@ -306,9 +307,10 @@ def report_warnings(stats: dict[str, Any], out: Path, strict: bool) -> None:
 
 
 def write_stats(
-    out: Path, manifest: dict[str, Any], seconds: float, new_rows: int, load_s: float
+    out: Path, manifest: Manifest, seconds: float, new_rows: int, load_s: float
 ) -> dict[str, Any]:
     """stats.json from the manifest's shard entries (counts) and this run (timings)."""
-    stats = build_stats(list(manifest["shards"].values()), seconds, new_rows, load_s)
+    entries = [e.to_dict() for e in manifest.entries()]
+    stats = build_stats(entries, seconds, new_rows, load_s)
     write_json_atomic(out / "stats.json", stats)
     return stats

@@ -1,9 +1,10 @@
 """One shard: its task (rows and where to write), the worker's Augmenter, and running it into a
-Parquet file (and a rejects file) written atomically by ShardWriter."""
+Parquet file (and a rejects file) written atomically by ShardWriter, then its completion record."""
 
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ from augment.config import AugmentConfig
 from augment.io.layout import ShardLayout
 from augment.io.writers import ShardWriter, write_rejects
 from augment.records import Record, Reject
-from kdaug.files import sha256_file
+from kdaug.files import fsync_dir, sha256_file, temp_path
+from kdaug.manifest import ShardEntry, shard_name, write_record
 
 Progress = Callable[[int], Any]
 
@@ -50,9 +52,23 @@ class ShardResult:
     versions: dict[str, Any] = field(default_factory=dict)
     load_seconds: float = 0.0
 
-
-def shard_name(index: int) -> str:
-    return f"part-{index:05d}"
+    def entry(self) -> ShardEntry:
+        """Its entry in the manifest (and completion record)."""
+        return ShardEntry(
+            index=self.index,
+            rows_in=self.rows_in,
+            records=self.records,
+            rows_rejected=self.rows_rejected,
+            variants=self.variants,
+            file=self.file,
+            sha256=self.sha256,
+            rejects_file=self.rejects_file,
+            rejects_sha256=self.rejects_sha256,
+            first_row=self.first_row,
+            seconds=self.seconds,
+            stats=self.stats,
+            versions=self.versions,
+        )
 
 
 def load_augmenter(config: dict[str, Any], device: str, threads: int | None):
@@ -69,35 +85,46 @@ def load_augmenter(config: dict[str, Any], device: str, threads: int | None):
 
 
 def run_shard(aug, task: ShardTask, report: Progress | None = None) -> ShardResult:
-    """Augment one shard and write its Parquet file (and its rejects) durably (worker side)."""
+    """Augment one shard and write its files durably (worker side): the Parquet file (and its
+    rejects) fsynced under temporary names, then its completion record, then the files renamed
+    to their final names. A shard file under its final name so always has its record (which
+    proves it is kdaug's), and a shard whose record exists is never redone."""
     t0 = time.perf_counter()
     out, name = Path(task.output), shard_name(task.index)
     before = copy.deepcopy(aug.stats)
     records = [r for r in task.rows if isinstance(r, Record)]
     rejects = [r for r in task.rows if isinstance(r, Reject)]
+    staged: list[tuple[Path, Path]] = []  # (temporary, final)
     rejects_file = rejects_sha = None
-    if rejects:
-        rejects_file = f"rejects/{name}.jsonl"
-        write_rejects(out / rejects_file, rejects)
-        rejects_sha = sha256_file(out / rejects_file)
-    writer = ShardWriter(out / "data" / f"{name}.parquet", layout=task.layout)
-    variants = 0
     try:
-        for i in range(0, len(records), task.batch_size):
-            batch = records[i : i + task.batch_size]
-            # one write per record: row groups do not follow batches
-            for rec, vs in zip(batch, aug.augment(batch), strict=True):
-                writer.write(vs, rec.passthrough)
-                variants += len(vs)
-            if report:
-                report(len(batch))
+        if rejects:
+            rejects_file = f"rejects/{name}.jsonl"
+            write_rejects(out / rejects_file, rejects, publish_file=False)
+            staged.append((temp_path(out / rejects_file), out / rejects_file))
+            rejects_sha = sha256_file(staged[-1][0])
+        final = out / "data" / f"{name}.parquet"
+        writer = ShardWriter(final, layout=task.layout)
+        variants = 0
+        try:
+            for i in range(0, len(records), task.batch_size):
+                batch = records[i : i + task.batch_size]
+                # one write per record: row groups do not follow batches
+                for rec, vs in zip(batch, aug.augment(batch), strict=True):
+                    writer.write(vs, rec.passthrough)
+                    variants += len(vs)
+                if report:
+                    report(len(batch))
+        except BaseException:
+            writer.abort()
+            raise
+        staged.append((writer.close(publish_file=False), final))
     except BaseException:
-        writer.abort()
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
         raise
-    path = writer.close()
     if report and rejects:
         report(len(rejects))
-    return ShardResult(
+    result = ShardResult(
         index=task.index,
         first_row=task.first_row,
         rows_in=len(task.rows),
@@ -105,10 +132,21 @@ def run_shard(aug, task: ShardTask, report: Progress | None = None) -> ShardResu
         rows_rejected=len(rejects),
         variants=variants,
         file=f"data/{name}.parquet",
-        sha256=sha256_file(path),
+        sha256=sha256_file(staged[-1][0]),
         rejects_file=rejects_file,
         rejects_sha256=rejects_sha,
         seconds=round(time.perf_counter() - t0, 3),
         stats=(aug.stats - before).to_entry(),
         versions=aug.versions(),
     )
+    write_record(out, result.entry())
+    publish_staged(staged)
+    return result
+
+
+def publish_staged(staged: list[tuple[Path, Path]]) -> None:
+    """Rename fsynced temporary files to their final names, then make the renames durable."""
+    for tmp, final in staged:
+        os.replace(tmp, final)
+    for folder in {final.parent for _, final in staged}:
+        fsync_dir(folder)

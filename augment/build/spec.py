@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from augment.build.manifest import first_few
+from augment.build.manifest import Manifest, first_few
 from augment.build.shard import ShardTask
 from augment.config import AugmentConfig
 from augment.io.layout import SCHEMA_VERSION, ShardLayout
@@ -55,18 +55,18 @@ def fingerprint(spec: BuildSpec, fmt: str, info: dict[str, Any]) -> dict[str, An
     }
 
 
-def shard_layout(spec: BuildSpec, fmt: str, manifest: dict[str, Any]) -> ShardLayout:
+def shard_layout(spec: BuildSpec, fmt: str, manifest: Manifest) -> ShardLayout:
     """The shard columns of this build, recorded in the manifest: a function of what the
     fingerprint binds (task, column mapping, the input's columns), so a resumed build reuses it
     rather than scanning a JSON lines input for its keys again."""
-    if isinstance(manifest.get("shard_layout"), dict):
-        return ShardLayout.from_dict(manifest["shard_layout"])
+    if manifest.shard_layout is not None:
+        return ShardLayout.from_dict(manifest.shard_layout)
     cols = spec.columns
     passthrough = passthrough_columns(spec.input, fmt, cols, spec.split)
     layout = ShardLayout.for_build(
         cols.task, cols.text_b is not None, cols.label is not None, passthrough
     )
-    manifest["shard_layout"] = layout.to_dict()
+    manifest.shard_layout = layout.to_dict()
     return layout
 
 

@@ -16,9 +16,8 @@ import pyarrow.parquet as pq
 
 from augment.io.layout import REPLACEMENT_TYPE, ShardLayout
 from augment.records import Reject, Variant
-from kdaug.files import publish, temp_path
+from kdaug.files import fsync_file, publish, temp_path
 from kdaug.tasks import GLUE_TASKS, find_task
-from kdaug.terminal import json_line
 
 # The schema of shards written before the layout had a version (every column nullable, string
 # labels, text_b present for single texts too); still read by export, inspect and distill.
@@ -88,9 +87,14 @@ class ShardWriter:
             self.rows += len(self._pending)
             self._pending = []
 
-    def close(self) -> Path:
+    def close(self, publish_file: bool = True) -> Path:
+        """Finish the file and publish it (the path); with `publish_file` False, leave it
+        fsynced under its temporary name for the caller to publish (the temporary path)."""
         self._flush()
         self._writer.close()
+        if not publish_file:
+            fsync_file(self.tmp)
+            return self.tmp
         publish(self.tmp, self.path)
         return self.path
 
@@ -99,17 +103,21 @@ class ShardWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-def write_rejects(path: str | Path, rejects: Iterable[Reject]) -> int:
-    """Rejected rows with their reasons, one JSON object a line (atomic, like the shards)."""
+def write_rejects(path: str | Path, rejects: Iterable[Reject], publish_file: bool = True) -> int:
+    """Rejected rows with their reasons, one JSON object a line (atomic, like the shards; with
+    `publish_file` False, left fsynced at `temp_path(path)` for the caller to publish)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     n = 0
     with open(tmp, "w", encoding="utf-8") as f:
         for r in rejects:
-            f.write(json_line(r.to_row()) + "\n")
+            f.write(json.dumps(r.to_row(), ensure_ascii=False) + "\n")
             n += 1
-    publish(tmp, path)
+    if publish_file:
+        publish(tmp, path)
+    else:
+        fsync_file(tmp)
     return n
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import os
 import signal
 from collections.abc import Iterator
@@ -21,13 +20,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdaug.errors import KdaugError, UsageError
+from kdaug.manifest import (
+    REBUILD,
+    Manifest,
+    VerifiedShard,
+    identity,
+    load_build,
+    verified_shards,
+)
 from kdaug.terminal import printable
 
 if TYPE_CHECKING:
     from augment.io.layout import LabelCodec
 
-SHARD_COLUMNS = ("id", "variant", "text_a")  # in every shard; text_b in those of pair builds
-REBUILD = "re-run the `kdaug augment` command that built it"
 FORMATS = {".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
 
@@ -94,120 +99,20 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_inspect)
 
 
-# --- manifest.json ------------------------------------------------------------------------------
+# --- manifest.json and shards: kdaug.manifest's one loader and one verifier -------------------
 
 
-def load_manifest(outdir: str | Path) -> dict[str, Any]:
-    """The manifest of a build, or a one-line KdaugError when it is missing or damaged (see
-    augment.build.manifest.read_manifest)."""
-    from augment.build.manifest import DamagedManifest, read_manifest
-
-    out = Path(outdir)
-    if not out.is_dir():
-        what = "does not exist" if not out.exists() else "is not a directory"
-        raise KdaugError(f"{outdir} {what}: give the output directory of `kdaug augment`")
-    try:
-        manifest = read_manifest(out)
-    except DamagedManifest as exc:
-        raise KdaugError(
-            f"{exc}: delete {outdir} (or move it away) and build it again with `kdaug augment`"
-        ) from None
-    if manifest is None:
-        raise KdaugError(f"{outdir} has no manifest.json: is it the output of `kdaug augment`?")
-    return manifest
+def load_manifest(outdir: str | Path) -> Manifest:
+    """The manifest of a build, or a one-line KdaugError when it is missing or damaged."""
+    return load_build(outdir)
 
 
-# --- shards -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Shard:
-    """One shard file as export verified it: where it is, what the manifest says, its identity."""
-
-    name: str
-    path: Path
-    rows: int
-    identity: tuple[int, int, int, int]  # (device, inode, size, mtime_ns) when it was verified
-
-
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def verified_shards(outdir: str | Path, manifest: dict[str, Any]) -> list[Shard]:
-    """The shards of a complete build (the caller checks that) in order, each checked against
-    the manifest: every shard 0..num_shards-1 recorded, its file inside `outdir` and present, its
-    sha256 and its Parquet row count equal to the recorded ones. Anything else is a one-line
-    KdaugError naming the shard."""
-    out = Path(outdir)
-    root = out.resolve()
-    shards: dict[str, dict[str, Any]] = manifest["shards"]
-    count = manifest.get("num_shards")
-    count = len(shards) if count is None else count
-    names = [f"part-{i:05d}" for i in range(count)]
-    unexpected = sorted(set(shards) - set(names))
-    if unexpected:
-        raise KdaugError(
-            f"{out} is damaged: manifest.json lists shard {unexpected[0]} beyond its {count} "
-            f"shards; {REBUILD}"
-        )
-    result = []
-    for name in names:
-        if name not in shards:
-            raise KdaugError(
-                f"{out} is damaged: shard {name} is missing from manifest.json; {REBUILD}"
-            )
-        entry = shards[name]
-        path = out / entry["file"]
-        if not path.resolve().is_relative_to(root):
-            raise KdaugError(f"{out}: shard {name} points outside the build ({entry['file']})")
-        if not path.is_file():
-            raise KdaugError(
-                f"{out} is damaged: shard {name} ({entry['file']}) is missing; {REBUILD}"
-            )
-        st = _check_contents(out, name, entry, path, is_pair(manifest))
-        result.append(Shard(name, path, entry["variants"], _identity(st)))
-    return result
-
-
-def is_pair(manifest: dict[str, Any]) -> bool:
+def is_pair(manifest: Manifest) -> bool:
     """Whether a build holds text pairs (it mapped a second text column)."""
-    return manifest["fingerprint"]["columns"]["text_b"] is not None
+    return manifest.pair
 
 
-def _check_contents(
-    out: Path, name: str, entry: dict[str, Any], path: Path, pair: bool
-) -> os.stat_result:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    def damaged(why: str) -> KdaugError:
-        return KdaugError(f"{out} is damaged: shard {name} ({entry['file']}) {why}; {REBUILD}")
-
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-    except OSError as exc:
-        raise damaged(f"cannot be read ({exc.strerror or exc})") from None
-    if digest.hexdigest() != entry["sha256"]:
-        raise damaged("does not match its sha256 in manifest.json (changed or replaced)")
-    try:
-        meta = pq.read_metadata(path)
-        names = set(meta.schema.to_arrow_schema().names)
-    except (pa.ArrowException, OSError) as exc:
-        raise damaged(f"is not a readable Parquet file ({_first_line(exc)})") from None
-    missing = [c for c in SHARD_COLUMNS + ("text_b",) * pair if c not in names]
-    if missing:
-        raise damaged(f"lacks the columns {missing}")
-    if meta.num_rows != entry["variants"]:
-        raise damaged(f"holds {meta.num_rows} rows, manifest.json records {entry['variants']}")
-    return st
-
-
-def _shard_rows(shard: Shard, out: Path) -> Iterator[list[dict[str, Any]]]:
+def _shard_rows(shard: VerifiedShard, out: Path) -> Iterator[list[dict[str, Any]]]:
     """Batches of rows of a verified shard, refusing a file that changed since it was verified
     (the open file is checked, so a rename over it cannot slip in between)."""
     import pyarrow as pa
@@ -215,7 +120,7 @@ def _shard_rows(shard: Shard, out: Path) -> Iterator[list[dict[str, Any]]]:
 
     try:
         with open(shard.path, "rb") as f:
-            if _identity(os.fstat(f.fileno())) != shard.identity:
+            if identity(os.fstat(f.fileno())) != shard.identity:
                 raise KdaugError(f"{out}: shard {shard.name} changed during the export; try again")
             for batch in pq.ParquetFile(f).iter_batches(batch_size=8192):
                 yield batch.to_pylist()
@@ -233,7 +138,7 @@ def _first_line(exc: BaseException) -> str:
 # --- export -------------------------------------------------------------------------------------
 
 
-def export_target(output: str, outdir: str | Path, manifest: dict[str, Any]) -> Path:
+def export_target(output: str, outdir: str | Path, manifest: Manifest) -> Path:
     """The file `-o` names, refused (one line) if it is a directory or not a regular file, lies
     inside the build directory, or is the build's input."""
     target = Path(output)
@@ -249,7 +154,7 @@ def export_target(output: str, outdir: str | Path, manifest: dict[str, Any]) -> 
             f"-o {output} is inside the build directory {outdir}: export writes outside it "
             "(the build holds only what `kdaug augment` wrote)"
         )
-    source = (manifest.get("input") or {}).get("path")
+    source = (manifest.input or {}).get("path")
     if isinstance(source, str) and source:
         same = Path(source).resolve() == resolved
         with contextlib.suppress(OSError):
@@ -283,13 +188,13 @@ def _format(args: argparse.Namespace) -> str:
     return FORMATS.get(Path(args.output).suffix.lower(), "tsv")
 
 
-def _layout(args: argparse.Namespace, manifest: dict[str, Any], fmt: str) -> tuple[str, str | None]:
+def _layout(args: argparse.Namespace, manifest: Manifest, fmt: str) -> tuple[str, str | None]:
     """("glue", task) or ("generic", None), as asked and as the build allows."""
     if args.task and args.task.lower() == "none":
         if args.layout == "glue":
             raise UsageError("--layout glue needs a task: drop --task none, or pass --task T")
         return "generic", None
-    task = args.task or (manifest.get("input") or {}).get("task")
+    task = args.task or (manifest.input or {}).get("task")
     layout = args.layout or ("glue" if task and fmt == "tsv" else "generic")
     if layout == "generic":
         return "generic", None
@@ -309,7 +214,7 @@ def _layout(args: argparse.Namespace, manifest: dict[str, Any], fmt: str) -> tup
     return "glue", task
 
 
-def _schema(shards: list[Shard], out: Path):
+def _schema(shards: list[VerifiedShard], out: Path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -349,15 +254,12 @@ def _teacher(args, out, manifest, shards, codec) -> tuple[_Teacher | None, Label
     codec = replace(codec, teacher_names=teacher_names(args.teacher))
     pair = is_pair(manifest)
     max_length = args.max_length or (128 if pair else 64)
-    task = (manifest["fingerprint"]["columns"] or {}).get("task")
+    task = manifest.task
     hint = f"--task {task}" if task else "--task custom ..."
     if args.max_length:
         hint += f" --max-length {args.max_length}"
     # what the cache must have been computed from: the shards as verified against the manifest
-    content = {
-        s.path.name: {"rows": s.rows, "sha256": manifest["shards"][s.name]["sha256"]}
-        for s in shards
-    }
+    content = {s.path.name: {"rows": s.rows, "sha256": s.sha256} for s in shards}
     directory, arrays = find_logits(out, content, args.teacher, max_length, hint)
     width = arrays[0].shape[1] if arrays else 0
     wanted = 1 if codec.regression else len(codec.names) or width
@@ -440,14 +342,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     out = Path(args.outdir)
     manifest = load_manifest(out)
-    if not manifest.get("complete"):
-        raise KdaugError(f"{out} is not complete: re-run its `kdaug augment` command first")
     target = export_target(args.output, out, manifest)
     fmt = _format(args)
     layout, task = _layout(args, manifest, fmt)
-    shards = verified_shards(out, manifest)
+    shards = verified_shards(out, manifest)  # a finished build, every shard as recorded
     schema = _schema(shards, out)
-    build_task = (manifest["fingerprint"]["columns"] or {}).get("task")
+    build_task = manifest.task
     codec = LabelCodec.for_shards(schema, build_task) if schema else LabelCodec("none")
     teacher, codec = _teacher(args, out, manifest, shards, codec)
     pair = is_pair(manifest)
@@ -500,7 +400,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from kdaug.cli.augment import highlight
 
     out = Path(args.outdir)
-    m = load_manifest(out)
+    manifest = load_manifest(out)
+    verified_shards(out, manifest, allow_incomplete=True)  # every finished shard as recorded
+    m = manifest.to_dict()
     shards = m["shards"]
     total = lambda key: sum(e[key] for e in shards.values())  # noqa: E731
     inp, cfg = m.get("input") or {}, m["fingerprint"]["config"]
@@ -518,12 +420,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(printable(f"  versions  {m.get('versions')}"))
     if isinstance(m.get("shard_layout"), dict):
         print(printable(f"  columns   {_columns_line(m['shard_layout'])}"))
-    missing = [name for name, e in sorted(shards.items()) if not (out / e["file"]).is_file()]
-    if missing:
-        raise KdaugError(
-            f"{out} is damaged: {len(missing)} of {len(shards)} shard files are missing "
-            f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); {REBUILD}"
-        )
     if not shards or args.samples <= 0:
         return 0
     rng = random.Random(args.seed)

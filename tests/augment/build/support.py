@@ -15,6 +15,7 @@ from augment.build.manifest import LOCK_NAME
 from augment.build.spec import BuildSpec
 from augment.config import AugmentConfig
 from augment.io.readers import columns_for
+from kdaug.manifest import RECORDS_DIR
 
 SENTENCES = [
     "the film is a charming and often moving story about a family",
@@ -58,6 +59,27 @@ def build_with(spec: BuildSpec, augmenter) -> dict:
     return build(spec, executor=SerialExecutor(spec.config, augmenter))
 
 
+class _StopAfter(SerialExecutor):
+    def __init__(self, config, augmenter, shards: int) -> None:
+        super().__init__(config, augmenter)
+        self.shards = shards
+
+    def map_unordered(self, tasks, progress):
+        for k, result in enumerate(super().map_unordered(tasks, progress), start=1):
+            yield result
+            if k == self.shards:
+                raise KeyboardInterrupt
+
+
+def build_until(spec: BuildSpec, augmenter, shards: int) -> None:
+    """A build stopped (as by Ctrl-C) once `shards` shards are recorded: unfinished."""
+    try:
+        build(spec, executor=_StopAfter(spec.config, augmenter, shards))
+    except KeyboardInterrupt:
+        return
+    raise AssertionError(f"the build finished before {shards} shards")
+
+
 def shard_bytes(out: Path) -> dict[str, bytes]:
     """Every shard and rejects file of an output, by relative path."""
     files = sorted((out / "data").glob("*.parquet")) + sorted((out / "rejects").glob("*.jsonl"))
@@ -94,11 +116,13 @@ def lock_holder(out: Path) -> dict | None:
 
 
 def recorded(out: Path) -> int:
-    """How many shards the manifest of `out` records (0 while it is not there)."""
+    """How many shards `out` records as finished: its manifest's entries and, while the build
+    runs, its completion records (0 while there is no manifest)."""
     try:
-        return len(json.loads((out / "manifest.json").read_text())["shards"])
+        names = set(json.loads((out / "manifest.json").read_text())["shards"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0
+    return len(names | {p.stem for p in (out / RECORDS_DIR).glob("part-*.json")})
 
 
 def wait_until(ready, proc: subprocess.Popen, log: Path, what: str, timeout: float = 180.0):

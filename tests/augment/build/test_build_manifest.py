@@ -1,5 +1,5 @@
-"""The one manifest validator (augment.build.manifest), read by the build and by export and
-inspect; and the build package's one-way imports."""
+"""The one manifest validator (kdaug.manifest, through augment.build.manifest), read by the
+build and by every reader of a build; and the build package's one-way imports."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import augment.build
 from augment.build.manifest import (
     LAYOUT_FORMAT,
     DamagedManifest,
+    Manifest,
     manifest_problem,
     read_manifest,
 )
@@ -47,7 +48,9 @@ def _manifest() -> dict:
 def test_a_kdaug_manifest_has_no_problem(tmp_path):
     assert manifest_problem(_manifest()) is None
     (tmp_path / "manifest.json").write_text(json.dumps(_manifest()))
-    assert read_manifest(tmp_path) == _manifest()
+    manifest = read_manifest(tmp_path)
+    assert manifest == Manifest.from_dict(_manifest())
+    assert Manifest.from_dict(manifest.to_dict()) == manifest  # the typed object round-trips
     assert read_manifest(tmp_path / "absent") is None
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from augment.io.readers import columns_for
 from kdaug.cli import main
-from tests.augment.build.support import build_with, make_spec, read_tsv
+from tests.augment.build.support import build_until, build_with, make_spec, read_tsv
 
 QUOTED = [
     "he said \"it is a 'great' film\" and left",
@@ -106,3 +106,64 @@ def test_export_refuses_an_unfinished_build(tmp_path, reference, capsys):
     (partial / "manifest.json").write_text(json.dumps(manifest))
     assert main(["export", str(partial), "-o", str(tmp_path / "x.tsv")]) == 1
     assert "not complete" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def unfinished(tmp_path_factory, sst2_input, augmenter):
+    """A build stopped (as by Ctrl-C) after 2 of its 10 shards: manifest.json says complete:
+    false and the 2 finished shards have their completion records."""
+    out = tmp_path_factory.mktemp("unfinished") / "out"
+    build_until(make_spec(sst2_input, out), augmenter, shards=2)
+    assert len(list((out / "data").glob("*.parquet"))) == 2
+    assert json.loads((out / "manifest.json").read_text())["complete"] is False
+    return out
+
+
+def _one_line_failure(capsys, *argv: str) -> str:
+    """The one error line of a failed command (besides transformers' loading bars)."""
+    capsys.readouterr()
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    assert code != 0, err
+    errors = [line for line in err.splitlines() if line.startswith("kdaug")]
+    assert len(errors) == 1 and errors[0].startswith("kdaug: error: "), err
+    assert "Traceback" not in err
+    return errors[0]
+
+
+@pytest.mark.parametrize("command", ["distill", "teacher-logits", "export"])
+def test_every_reader_refuses_an_unfinished_build(
+    tmp_path, unfinished, save_tiny_bert, capsys, command
+):
+    """distill and teacher-logits used to train on (or cache) the 2 finished shards, exit 0."""
+    teacher = save_tiny_bert(tmp_path / "teacher", num_labels=2, num_hidden_layers=4)
+    argv = {
+        "distill": ["distill", "--teacher", str(teacher), "--student", "tinybert4", "--task",
+                    "sst2", "--train", str(unfinished), "-o", str(tmp_path / "student"),
+                    "--device", "cpu", "--max-steps", "1"],
+        "teacher-logits": ["teacher-logits", str(unfinished), "--teacher", str(teacher),
+                           "--task", "sst2", "--device", "cpu"],
+        "export": ["export", str(unfinished), "-o", str(tmp_path / "x.tsv")],
+    }[command]  # fmt: skip
+    line = _one_line_failure(capsys, *argv)
+    assert f"{unfinished} is not complete" in line and "2 shards done" in line
+    assert not (unfinished / "teacher_logits").exists()
+
+
+def test_every_reader_refuses_a_shard_that_fails_its_sha256(tmp_path, reference, capsys):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    with open(out / "data" / "part-00003.parquet", "ab") as f:
+        f.write(b"x")
+    line = _one_line_failure(capsys, "teacher-logits", str(out), "--teacher", str(tmp_path),
+                             "--task", "sst2", "--device", "cpu")  # fmt: skip
+    assert "part-00003" in line and "sha256" in line
+
+
+def test_inspect_shows_an_unfinished_build_with_its_finished_shards(unfinished, capsys):
+    assert main(["inspect", str(unfinished), "--samples", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "incomplete (re-run to resume); 2 shards of 20 rows" in out
+    assert "40 in = 40 records + 0 rejected" in out

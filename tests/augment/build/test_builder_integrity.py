@@ -22,9 +22,11 @@ from augment.io.readers import Columns, columns_for
 from kdaug.cli import main
 from kdaug.errors import InputError, KdaugError
 from kdaug.files import is_temp_name, temp_path
+from kdaug.manifest import RECORDS_DIR
 from tests.augment.build.support import (
     CLI_SETTINGS,
     SHARD_SIZE,
+    build_until,
     build_with,
     kdaug_cmd,
     lock_holder,
@@ -390,3 +392,48 @@ def test_a_run_that_wrote_no_shard_does_not_block_the_next(
     stats = build_with(make_spec(sst2_input, out, columns=columns_for("sst2")), augmenter)
     assert stats["rows_in"] == 200
     assert shard_bytes(out) == shard_bytes(reference)
+
+
+# an unfinished build: its completion records ------------------------------------------------
+def test_overwrite_of_an_unfinished_build_removes_its_shards_and_records(
+    tmp_path, sst2_input, augmenter
+):
+    out = tmp_path / "out"
+    build_until(make_spec(sst2_input, out), augmenter, shards=3)
+    assert len(list((out / RECORDS_DIR).glob("part-*.json"))) == 3
+    (out / "data" / "part-00007.parquet").write_bytes(b"a user's file, never recorded")
+    with pytest.raises(KdaugError, match=r"did not write \(data/part-00007.parquet\)"):
+        build_with(make_spec(sst2_input, out, shard_size=50, overwrite=True), augmenter)
+    (out / "data" / "part-00007.parquet").unlink()
+    stats = build_with(make_spec(sst2_input, out, shard_size=50, overwrite=True), augmenter)
+    assert stats["shards"] == 4
+    assert _listing(out) == [
+        "README.md",
+        "data",
+        *[f"data/part-0000{i}.parquet" for i in range(4)],
+        "manifest.json",
+        "stats.json",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("part-00001.json", "{not json"),
+        ("part-00001.json", '{"index": 1, "file": "../../victim", "sha256": "0"}'),
+        ("notes.txt", "a user's file"),
+    ],
+)
+def test_a_damaged_completion_record_is_a_one_line_error(
+    tmp_path, sst2_input, augmenter, capsys, name, content
+):
+    out = tmp_path / "out"
+    build_until(make_spec(sst2_input, out), augmenter, shards=2)
+    (out / RECORDS_DIR / name).write_text(content)
+    before = _listing(out)
+    for extra in ([], ["--overwrite"]):
+        cmd = ["augment", str(sst2_input), "-o", str(out), "--task", "sst2", *CLI_SETTINGS]
+        assert main([*cmd, "--shard-size", str(SHARD_SIZE), *extra]) == 1
+        line = _error_line(capsys.readouterr().err)
+        assert f"{RECORDS_DIR}/{name} is damaged" in line and f"delete {out}" in line
+    assert _listing(out) == before

@@ -13,8 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from augment.build.build import build
+from augment.build.executors import SerialExecutor
 from augment.build.manifest import LOCK_NAME
+from augment.build.shard import run_shard
 from kdaug.errors import KdaugError
+from kdaug.manifest import RECORDS_DIR
 from tests.augment.build.support import (
     SHARD_SIZE,
     build_with,
@@ -156,3 +160,66 @@ def test_batch_size_and_device_do_not_bind_the_output(reference, sst2_input, aug
 
     spec = make_spec(sst2_input, reference, config={"batch_size": 7, "device": "auto"})
     assert build(spec, executor=Refuse())["shards"] == 10
+
+
+class _Interrupted(SerialExecutor):
+    """Runs shards as a worker does, then is interrupted (Ctrl-C) once `after` shards have
+    finished: the last of them before the coordinator got its result."""
+
+    def __init__(self, config, augmenter, after: int) -> None:
+        super().__init__(config, augmenter)
+        self.after = after
+
+    def map_unordered(self, tasks, progress):
+        for k, task in enumerate(tasks):
+            result = run_shard(self.augmenter, task, progress)
+            if k + 1 == self.after:
+                raise KeyboardInterrupt  # the worker finished; its result never arrived
+            yield result
+
+
+def test_a_shard_finished_before_an_interrupt_is_not_redone(
+    tmp_path, sst2_input, reference, augmenter
+):
+    """Its files are durable and its completion record written by the worker, so the resume
+    keeps it although the coordinator never recorded it (it used to be rebuilt)."""
+    out = tmp_path / "out"
+    spec = make_spec(sst2_input, out)
+    with pytest.raises(KeyboardInterrupt):
+        build(spec, executor=_Interrupted(spec.config, augmenter, after=3))
+    assert recorded(out) == 3
+    stats = build_with(make_spec(sst2_input, out), augmenter)
+    assert stats["run"]["rows"] == 7 * SHARD_SIZE  # shards 3..9 only
+    assert shard_bytes(out) == shard_bytes(reference)
+    assert not (out / RECORDS_DIR).exists()  # the complete manifest lists every shard
+
+
+def test_a_crash_between_the_record_and_the_rename_redoes_that_shard(
+    tmp_path, sst2_input, reference, augmenter, monkeypatch
+):
+    """The record is published before the files get their final names: a crash in between
+    leaves a record whose files are still temporary ones, and the resume redoes that shard
+    (nothing unlisted is left, nothing is refused as someone else's)."""
+    from augment.build import shard as shard_module
+
+    out = tmp_path / "out"
+    real = shard_module.publish_staged
+    calls = []
+
+    def crash_on_the_third(staged):
+        calls.append(staged)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(staged)
+
+    monkeypatch.setattr(shard_module, "publish_staged", crash_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        build_with(make_spec(sst2_input, out), augmenter)
+    monkeypatch.setattr(shard_module, "publish_staged", real)
+    assert (out / RECORDS_DIR / "part-00002.json").is_file()
+    assert not (out / "data" / "part-00002.parquet").exists()
+    assert list((out / "data").glob(".part-00002.parquet.kdaug-*.tmp"))
+    stats = build_with(make_spec(sst2_input, out), augmenter)
+    assert stats["run"]["rows"] == 8 * SHARD_SIZE  # shard 2 and shards 3..9
+    assert shard_bytes(out) == shard_bytes(reference)
+    assert not list(out.rglob("*.tmp"))
