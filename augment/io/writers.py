@@ -18,6 +18,7 @@ from augment.io.layout import REPLACEMENT_TYPE, ShardLayout
 from augment.records import Reject, Variant
 from kdaug.files import fsync_file, publish, temp_path
 from kdaug.tasks import GLUE_TASKS, find_task
+from kdaug.terminal import json_line
 
 # The schema of shards written before the layout had a version (every column nullable, string
 # labels, text_b present for single texts too); still read by export, inspect and distill.
@@ -112,7 +113,7 @@ def write_rejects(path: str | Path, rejects: Iterable[Reject], publish_file: boo
     n = 0
     with open(tmp, "w", encoding="utf-8") as f:
         for r in rejects:
-            f.write(json.dumps(r.to_row(), ensure_ascii=False) + "\n")
+            f.write(json_line(r.to_row()) + "\n")
             n += 1
     if publish_file:
         publish(tmp, path)
