@@ -313,7 +313,7 @@ class Augmenter:
                 continue
             seen.add((text_a, text_b))
             made += 1
-            reps = _replacements("a", chosen) + _replacements("b", chosen)
+            reps = _replacements(chosen)
             out.append(Variant(rec.id, made, text_a, text_b, rec.label, reps))
             for r in reps:
                 self.stats.replacements[r.source] += 1
@@ -337,14 +337,15 @@ def _apply(text: str | None, chosen: list[Chosen]) -> str | None:
     return "".join(parts)
 
 
-def _replacements(field: str, chosen: list[Chosen]) -> list[Replacement]:
-    """The Replacements of the words chosen in `field`, with their offsets in the variant."""
+def _replacements(chosen: list[Chosen]) -> list[Replacement]:
+    """The Replacements of the chosen words (field a's, then b's), with their offsets in the
+    variant."""
     reps: list[Replacement] = []
-    shift = 0  # how much longer the variant is than the original so far
-    for slot, k, new in sorted(
-        (c for c in chosen if c[0].field == field), key=lambda c: c[0].word.start
-    ):
+    field, shift = "", 0  # how much longer the variant's field is than the original so far
+    for slot, k, new in sorted(chosen, key=lambda c: (c[0].field, c[0].word.start)):
         w = slot.word
+        if slot.field != field:
+            field, shift = slot.field, 0
         cand, source, rank = slot.candidates[k]
         start = w.start + shift
         reps.append(Replacement(field, start, start + len(new), w.text, new, source, rank))

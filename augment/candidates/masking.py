@@ -12,6 +12,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import pairwise
 from typing import Any
 
@@ -41,7 +42,7 @@ class Copy:
     word_ids: list[int]
     queries: list[int]
 
-    @property
+    @cached_property
     def key(self) -> tuple:
         return (tuple(self.input_ids), tuple(self.type_ids), tuple(self.positions))
 
@@ -57,6 +58,12 @@ class Masking:
     mask_rate: float = 0.2
     context: str = "masked"  # or "with_original": the unmasked text as a second segment
     labels: list[str] | None = None  # a label-conditional model's labels
+
+    @cached_property
+    def special_ids(self) -> tuple[int, int, int]:
+        """The tokenizer's [CLS], [SEP] and [MASK] ids (read once: each read is a lookup)."""
+        tok = self.tokenizer
+        return tok.cls_token_id, tok.sep_token_id, tok.mask_token_id
 
     def type_id_for(self, label: str | None) -> int:
         """Token type of a record's label in a conditional model; 0 = unconditional."""
@@ -122,7 +129,7 @@ class Masking:
     def _copy(self, q0: MaskQuery, ids: list[int], members) -> Copy:
         """One masked copy of q0's text, with every member's word masked."""
         tok = self.tokenizer
-        cls_id, sep_id, mask_id = tok.cls_token_id, tok.sep_token_id, tok.mask_token_id
+        cls_id, sep_id, mask_id = self.special_ids
         if len(members) == 1 and members[0][1] is None:
             # the word does not align with token boundaries: tokenise around it
             q = members[0][2]

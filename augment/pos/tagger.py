@@ -85,26 +85,20 @@ class Tagger:
             # set only once the check has run: a check that raised is not a verdict
             self._fast_tags = agrees
         if self._fast_tags:
-            docs = list(self.nlp.tokenizer.pipe(texts, batch_size=batch_size))
+            # each doc's tokens made once (iterating a doc makes new Token objects every time)
+            docs = [list(d) for d in self.nlp.tokenizer.pipe(texts, batch_size=batch_size)]
             tags = self._center.tag_docs(docs)
         else:
             docs = list(self.nlp.pipe(texts, batch_size=batch_size))
             tags = [[(t.tag_, t.pos_) for t in d] for d in docs]
         out = []
         for text, doc, dtags in zip(texts, docs, tags, strict=True):
-            words = tuple(
-                Word(
-                    index=t.i,
-                    text=t.text,
-                    start=t.idx,
-                    end=t.idx + len(t.text),
-                    pos=pos,
-                    tag=tag,
-                    eligible=self._eligible(t.text, pos, t.is_stop),
-                )
-                for t, (tag, pos) in zip(doc, dtags, strict=True)
-            )
-            out.append(TaggedText(text, words))
+            words = []
+            for t, (tag, pos) in zip(doc, dtags, strict=True):
+                word, start = t.text, t.idx
+                ok = self._eligible(word, pos, t.is_stop)
+                words.append(Word(t.i, word, start, start + len(word), pos, tag, ok))
+            out.append(TaggedText(text, tuple(words)))
         return out
 
     def _eligible(self, text: str, pos: str, is_stop: bool) -> bool:
@@ -130,10 +124,19 @@ class Tagger:
         same coarse POS from the tagger? Identical windows are tagged once."""
         keys: dict[tuple[tuple[str, ...], int], int] = {}
         spans = []
+        around: dict[tuple[int, int], tuple[tuple[str, ...], tuple[str, ...]]] = {}
         for tagged, word, cand in queries:
             lo = max(0, word.index - RETAG_WINDOW)
-            hi = min(len(tagged.words), word.index + RETAG_WINDOW + 1)
-            words = tuple(cand if w.index == word.index else w.text for w in tagged.words[lo:hi])
+            context = around.get((id(tagged), word.index))
+            if context is None:  # the words left and right of the candidate, once per word
+                hi = min(len(tagged.words), word.index + RETAG_WINDOW + 1)
+                texts = [w.text for w in tagged.words[lo:hi]]
+                at = word.index - lo
+                context = around[id(tagged), word.index] = (
+                    tuple(texts[:at]),
+                    tuple(texts[at + 1 :]),
+                )
+            words = context[0] + (cand,) + context[1]
             spans.append(keys.setdefault((words, word.index - lo), len(keys)))
         pos = self._retag(list(keys), batch_size)
         return [pos[k] == word.pos for k, (_, word, _) in zip(spans, queries, strict=True)]

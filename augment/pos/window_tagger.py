@@ -99,8 +99,8 @@ class CenterTagger:
         )
 
     def tag_docs(self, docs: Sequence) -> list[list[tuple[str, str]]]:
-        """(fine tag, coarse POS) of every token of tokenised spaCy docs, as the pipeline's
-        tok2vec + tagger + attribute ruler would give them."""
+        """(fine tag, coarse POS) of every token of tokenised spaCy docs (or lists of their
+        tokens), as the pipeline's tok2vec + tagger + attribute ruler would give them."""
         r = self.reach
         out: list[list[tuple[str, str]]] = [[] for _ in docs]
         order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
