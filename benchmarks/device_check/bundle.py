@@ -61,7 +61,6 @@ PLATFORMS = (
     "manylinux2014_x86_64",
     "manylinux1_x86_64",
 )
-SPACY_LANGS = {"en", "xx"}  # spaCy's language data kept (the rest is most of its wheel)
 GLOVE_WORDS = 100_000
 TRAIN_ROWS = 4_000
 
@@ -76,9 +75,6 @@ def install_site(site: Path, python_version: str) -> None:
     cmd += ["--only-binary=:all:", "--implementation", "cp", "--python-version", python_version]
     cmd += [f"--platform={p}" for p in PLATFORMS] + ["--target", str(site), *pins()]
     subprocess.run(cmd, check=True)
-    for lang in (site / "spacy" / "lang").iterdir():
-        if lang.is_dir() and lang.name not in SPACY_LANGS | {"__pycache__"}:
-            shutil.rmtree(lang)
     for tests in site.glob("*/tests"):
         shutil.rmtree(tests)
     for path in site.rglob("*"):

@@ -44,7 +44,8 @@ class GpuSampler:
     def _read(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
         for line in self._proc.stdout:
-            # one line per GPU and sample; the first GPU's value is the one the check uses
+            # one line per GPU and sample: with several GPUs the samples mix them (the check
+            # runs on one)
             try:
                 self.samples.append((time.monotonic(), float(line.split(",")[0])))
             except ValueError:

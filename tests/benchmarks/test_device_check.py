@@ -99,3 +99,25 @@ def test_missing_modules_come_from_the_bundle(
     monkeypatch.setattr(environment, "NEEDED", ("kdaug_no_such_module",))
     with pytest.raises(SystemExit, match="kdaug_no_such_module.*device_check.bundle"):
         environment.ensure(tmp_path / "no-bundle")
+
+
+def test_gpu_sampler_reads_the_samples_of_a_window(tmp_path: Path) -> None:
+    import time
+
+    from benchmarks.device_check.gpu_util import GpuSampler
+
+    fake = tmp_path / "fake-nvidia-smi"
+    fake.write_text("#!/bin/sh\nfor v in 10 50 90 70 30; do echo $v; done\nexec sleep 60\n")
+    fake.chmod(0o755)
+    with GpuSampler([str(fake)]) as gpu:
+        deadline = time.monotonic() + 30
+        while len(gpu.samples) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        got = gpu.window(0, time.monotonic())
+    assert got == {"samples": 5, "mean": 50.0, "steady": 70.0, "max": 90.0}
+    assert gpu.window(0, 0)["samples"] == 0
+    with GpuSampler(["kdaug-no-such-tool"]) as none:
+        assert none.window(0, time.monotonic()) == {
+            "samples": 0,
+            "unavailable": "kdaug-no-such-tool not found",
+        }
