@@ -14,6 +14,8 @@ files it can prove it wrote (see augment.build.manifest).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -28,6 +30,7 @@ from augment.build.manifest import (
     LOCK_NAME,
     MANIFEST_NAME,
     Manifest,
+    _remove_temp_files,
     check_accounting,
     drop_shards,
     finish_build,
@@ -49,7 +52,7 @@ from augment.build.spec import (
 from augment.build.stats import build_stats
 from augment.io.card import CARD_NAME, write_card
 from augment.io.layout import ShardLayout
-from kdaug.errors import InputError, KdaugError
+from kdaug.errors import InputError, KdaugError, interrupts
 from kdaug.files import is_temp_name, write_json_atomic
 from kdaug.manifest import RECORDS_DIR, shard_name
 from kdaug.tables import check_input_rows, describe_input, resolve_format
@@ -66,8 +69,42 @@ def build(spec: BuildSpec, executor=None) -> dict[str, Any]:
         raise KdaugError("--shard-size must be at least 1")
     check_paths(spec.input, spec.output)
     prepare_output(spec.output)
-    with OutputLock(spec.output):
-        return _build(spec, executor)
+    with interrupts(f"{KEPT}; {RESUME}"), OutputLock(spec.output):
+        try:
+            return _build(spec, executor)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):  # of writes cut short; the workers have stopped
+                _remove_temp_files(spec.output)
+            if message := disk_full(exc, spec.output):
+                raise KdaugError(message) from None
+            raise
+
+
+RESUME = "run the same command again to resume"
+KEPT = "the shards finished so far are kept"
+FREE_SPACE = "free some space (or choose another --output)"
+# Write errors of a full disk, and what to do about each.
+DISK_FULL = {
+    errno.ENOSPC: ("no space left on the device", FREE_SPACE),
+    errno.EDQUOT: ("disk quota exceeded", FREE_SPACE),
+    errno.EFBIG: (
+        "file too large for the file size limit (ulimit -f) or the file system",
+        "raise the limit or pass a smaller --shard-size",
+    ),
+}
+
+
+def disk_full(exc: BaseException, out: Path) -> str | None:
+    """A one-line message for a write error of a full disk (or a file size limit): where, why and
+    what to do; None for any other error. Workers' errors count too (Ray keeps the original one
+    as `cause`)."""
+    cause = getattr(exc, "cause", exc)
+    code = getattr(cause, "errno", None)
+    if not isinstance(cause, OSError) or code not in DISK_FULL:
+        return None
+    what, remedy = DISK_FULL[code]
+    where = f" ({cause.filename})" if cause.filename else ""
+    return f"cannot write to {out}{where}: {what}; {remedy}, then {RESUME} ({KEPT})"
 
 
 def _build(spec: BuildSpec, executor=None) -> dict[str, Any]:
@@ -113,11 +150,13 @@ def _build(spec: BuildSpec, executor=None) -> dict[str, Any]:
     new_rows, load_s = 0, 0.0
     try:
         tasks = plan_tasks(spec, fmt, set(finished), plan, state, layout)
-        for res in executor.map_unordered(tasks, bar.update):
-            record_shard(out, manifest, res)
-            new_rows += res.rows_in
-            load_s += res.load_seconds
-            bar.set_postfix(shards=len(manifest.shards))
+        # closed on the way out of an error or a signal: the executor stops its workers here
+        with contextlib.closing(executor.map_unordered(tasks, bar.update)) as results:
+            for res in results:
+                record_shard(out, manifest, res)
+                new_rows += res.rows_in
+                load_s += res.load_seconds
+                bar.set_postfix(shards=len(manifest.shards))
     except InputChangedError:
         drop_shards(out, manifest, set(manifest.shards) - {shard_name(i) for i in finished})
         raise

@@ -200,8 +200,8 @@ def _drop(out: Path, manifest: Manifest, entry: ShardEntry) -> None:
 
 
 def record_shard(out: Path, manifest: Manifest, res: ShardResult) -> None:
-    """Take a finished shard into the build (coordinator side): its files must be in `out`
-    (whichever executor wrote them), its completion record is written if its worker did not,
+    """Take a finished shard into the build (coordinator side): its files must be in `out` with
+    the sha256 its worker reported (whichever executor wrote them), its completion record is written if its worker did not,
     and every shard of a build must have been made with the same models and library versions.
     O(1): manifest.json is not rewritten."""
     entry = res.entry()
@@ -212,11 +212,10 @@ def record_shard(out: Path, manifest: Manifest, res: ShardResult) -> None:
             f"{out} was built with {manifest.versions} but this run loads {res.versions}: "
             "pass --overwrite to rebuild it"
         )
-    missing = [rel for rel in entry.files() if not (out / rel).is_file()]
-    if missing:
+    if problem := shard_problem(out, entry):  # the files as its worker reported them
         raise KdaugError(
-            f"shard {entry.name} was reported done but {first_few(missing)} is not in {out} "
-            "(did its worker write to another directory?); re-run to redo it"
+            f"shard {entry.name} was reported done but in {out} {problem} (did its worker write "
+            "to another directory, or another worker to the same file?); re-run to redo it"
         )
     if not record_path(out, entry.name).is_file():
         write_record(out, entry)

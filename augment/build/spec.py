@@ -3,6 +3,7 @@ the plan: the input streamed once and cut into shard tasks of `shard_size` rows.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ class BuildSpec:
     task: str | None = None
     shard_size: int = 10_000
     workers: int | None = None
+    workers_per_device: int | str | None = None  # processes sharing one device; "auto"
     executor: str = "local"
     address: str | None = None
     overwrite: bool = False
@@ -121,6 +123,7 @@ def plan_tasks(
     rows: list[Record | Reject] = []
     count = index = 0
     size = spec.shard_size
+    output = os.path.abspath(spec.output)  # a worker's working directory may be another one
     extra = layout.passthrough if layout else ()
     records = read_records(spec.input, spec.columns, fmt, split=spec.split, passthrough=extra)
     for item in records:
@@ -130,17 +133,13 @@ def plan_tasks(
             rows.append(item)
         if count == size:
             if index not in finished:
-                yield ShardTask(
-                    index, index * size, rows, str(spec.output), spec.config.batch_size, layout
-                )
+                yield ShardTask(index, index * size, rows, output, spec.config.batch_size, layout)
             rows, count, index = [], 0, index + 1
             plan["shards"] = index
     if count:
         plan["shards"] = index + 1
         if index not in finished:
-            yield ShardTask(
-                index, index * size, rows, str(spec.output), spec.config.batch_size, layout
-            )
+            yield ShardTask(index, index * size, rows, output, spec.config.batch_size, layout)
     check_input_unchanged(spec.input, state)
     if plan["rows"] == 0:
         raise InputError(f"{spec.input}: no data rows")

@@ -118,6 +118,15 @@ def register(sub) -> None:
         help="worker processes (default auto: one per visible GPU; on CPU, processes and torch "
         "threads from the cores and memory, one process for small inputs; Ray: its GPUs or CPUs)",
     )
+    p.add_argument(
+        "--workers-per-device",
+        type=workers_arg,
+        default=None,
+        metavar="auto|K",
+        help="worker processes sharing each device (default 1 per GPU): a GPU is kept busy by "
+        "several workers' CPU side; auto: from the cores per visible GPU and the memory; on CPU, "
+        "K processes (as --workers K); Ray: actors asking for 1/K of a GPU",
+    )
     p.add_argument("--executor", choices=["local", "ray"], default="local")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start locally)")
     p.add_argument(
@@ -192,6 +201,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
         task=args.task,
         shard_size=args.shard_size,
         workers=None if args.workers == "auto" else args.workers,
+        workers_per_device=args.workers_per_device,
         executor=args.executor,
         address=args.address,
         overwrite=args.overwrite,

@@ -4,6 +4,8 @@ worker is free and yields each ShardResult as its shard's files become durable."
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from augment.build.executors.local import (
@@ -13,28 +15,59 @@ from augment.build.executors.local import (
     local_devices,
 )
 from augment.build.executors.ray import RayExecutor
-from kdaug.errors import KdaugError
+from augment.config import AugmentConfig
+from kdaug.errors import KdaugError, UsageError
+from kdaug.resolve import DEFAULT_MLM, PACKAGED_MINILM
+from kdaug.vectors import PACKAGED_GLOVE
 
 if TYPE_CHECKING:
     from augment.build.spec import BuildSpec
 
+MODEL_PATHS = ("mlm", "vectors", "tagger")  # settings that may name a local file or folder
+MODEL_NAMES = {"none", DEFAULT_MLM, PACKAGED_MINILM, PACKAGED_GLOVE}  # names, never paths
+
 
 def make_executor(spec: BuildSpec):
-    """The executor `spec` asks for. Locally: one worker per visible GPU (device auto or cuda);
-    on CPU, `workers` processes, or with `workers` None or "auto" an AutoExecutor, which sizes
-    the pool from the cores, the memory and the rows left to do."""
-    workers = None if spec.workers == "auto" else spec.workers
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)):
-        raise KdaugError(f"--workers must be auto or a number, not {spec.workers!r}")
-    if workers is not None and workers < 1:
-        raise KdaugError("--workers must be auto or at least 1")
+    """The executor `spec` asks for. Locally: `workers_per_device` processes on each visible GPU
+    (device auto or cuda; default one); on CPU, `workers` processes, or with `workers` None or
+    "auto" an AutoExecutor, which sizes the pool from the cores, the memory and the rows left to
+    do. Workers get `portable_config(spec.config)`."""
+    workers = _count(spec.workers, "--workers")
+    workers = None if workers == "auto" else workers
+    per_device = _count(spec.workers_per_device, "--workers-per-device")
+    config = portable_config(spec.config)
     if spec.executor == "ray":
-        return RayExecutor(spec.config, workers, spec.address)
+        return RayExecutor(config, workers, spec.address, per_device)
     if spec.executor != "local":
         raise KdaugError(f"unknown executor {spec.executor!r}; choose local or ray")
-    devices = local_devices(spec.config.device, workers)
+    devices = local_devices(config, workers, per_device)
     if devices is None:
-        return AutoExecutor(spec.config.model_copy(update={"device": "cpu"}))
+        return AutoExecutor(config.model_copy(update={"device": "cpu"}))
     if len(devices) == 1:
-        return SerialExecutor(spec.config.model_copy(update={"device": devices[0]}))
-    return ProcessExecutor(spec.config, devices)
+        return SerialExecutor(config.model_copy(update={"device": devices[0]}))
+    return ProcessExecutor(config, devices)
+
+
+def _count(value: int | str | None, flag: str) -> int | str | None:
+    """A process count as given: a positive number, "auto" or None (auto)."""
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{flag} must be auto or a number, not {value!r}")
+    if value < 1:
+        raise UsageError(f"{flag} must be auto or at least 1")
+    return value
+
+
+def portable_config(config: AugmentConfig) -> AugmentConfig:
+    """`config` with every model or vectors path made absolute, as workers must get it: a Ray
+    actor's working directory is where its node's `ray start` ran, not the coordinator's. Names
+    (hub models, spaCy packages, 'default', 'none', the packaged ones) are left as they are;
+    symbolic links are kept, so a path on shared storage stays the path every node knows."""
+    update = {}
+    for name in MODEL_PATHS:
+        value = getattr(config, name)
+        path = Path(value).expanduser()
+        if value not in MODEL_NAMES and not path.is_absolute() and path.exists():
+            update[name] = os.path.abspath(path)
+    return config.model_copy(update=update)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from augment.build.executors.sizing import (
     WorkerPlan,
     available_memory,
     min_rows_per_process,
+    plan_per_device,
     plan_workers,
 )
 from augment.build.shard import Progress, ShardResult, ShardTask, load_augmenter, run_shard
@@ -29,9 +31,14 @@ log = logging.getLogger(__name__)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def local_devices(device: str, workers: int | None) -> list[str] | None:
-    """One device per worker: every visible GPU for auto/cuda (round-robin when `workers` exceeds
-    them), else `workers` CPU workers; None for CPU workers left to AutoExecutor."""
+def local_devices(
+    config: AugmentConfig, workers: int | None, per_device: int | str | None = None
+) -> list[str] | None:
+    """One device per worker process. Device auto/cuda with a GPU: `per_device` processes on each
+    visible GPU (default 1; "auto": `plan_per_device`), `workers` of them when given (filling the
+    GPUs `per_device` at a time, round-robin beyond them). On CPU the one device is shared by
+    `workers` (else `per_device`) processes; None when both are left to AutoExecutor."""
+    device = config.device
     if device in ("auto", "cuda"):
         import torch
 
@@ -39,11 +46,25 @@ def local_devices(device: str, workers: int | None) -> list[str] | None:
 
         if resolve_device(device) == "cuda":
             count = torch.cuda.device_count()
-            return [f"cuda:{i % count}" for i in range(workers or count)]
+            return gpu_slots(count, _per_device(config, per_device, count), workers)
         device = "cpu"
-    if workers is None and device == "cpu":
+    if device == "cpu" and workers is None and per_device in (None, "auto"):
         return None
-    return [device] * (workers or 1)
+    return [device] * (workers or _per_device(config, per_device, 1))
+
+
+def gpu_slots(gpus: int, per_device: int, workers: int | None = None) -> list[str]:
+    """The device of each worker process: `per_device` on each of `gpus` GPUs in turn, `workers`
+    in all (default: every GPU filled)."""
+    return [f"cuda:{(i // per_device) % gpus}" for i in range(workers or gpus * per_device)]
+
+
+def _per_device(config: AugmentConfig, per_device: int | str | None, devices: int) -> int:
+    if per_device != "auto":
+        return per_device or 1
+    plan = plan_per_device(config, devices, available_cores(), available_memory())
+    log.info(plan.describe())
+    return plan.processes
 
 
 class AutoExecutor:
@@ -134,6 +155,8 @@ def _init_worker(
     config: dict[str, Any], devices, progress_q, threads: int, ppid: int, calibration=None
 ) -> None:
     threading.Thread(target=_watch_parent, args=(ppid,), daemon=True).start()
+    # Ctrl-C reaches the whole process group: the coordinator alone decides, and stops workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER["progress"] = progress_q
     try:
         from augment.candidates import quant
@@ -216,6 +239,9 @@ class ProcessExecutor:
         )
         try:
             yield from _bounded(pool, tasks, len(self.devices) + 1)
+        except BaseException:  # an error, a signal, or the build stopped early: no more shards
+            _stop_workers(pool)
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             progress_q.put(None)
@@ -223,6 +249,21 @@ class ProcessExecutor:
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
+
+
+def _stop_workers(pool: ProcessPoolExecutor, grace: float = 1.0) -> None:
+    """Stop the pool's workers now, shards in flight or not (what they leave is a temporary file,
+    which the coordinator removes): SIGTERM, then SIGKILL for any still there after `grace`
+    seconds."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        p.terminate()
+    deadline = time.monotonic() + grace
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join()
 
 
 def _drain(q, progress: Progress, loads: list[dict[str, Any]]) -> None:

@@ -1,4 +1,5 @@
-"""Shards on a Ray cluster: one actor per worker, each holding one Augmenter."""
+"""Shards on a Ray cluster: one actor per worker, each holding one Augmenter; several actors may
+share a GPU (`--workers-per-device`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from augment.build.executors.sizing import plan_per_device
 from augment.build.shard import Progress, ShardResult, ShardTask, load_augmenter, run_shard
 from augment.config import AugmentConfig
 from kdaug.errors import KdaugError
@@ -27,13 +29,21 @@ class ShardActor:
 
 class RayExecutor:
     """Shard tasks on a Ray cluster (`address`, or a local instance): one actor per worker, each
-    asking for a GPU when the device is CUDA. Workers write to the output directory, which must be
-    on a file system that every node sees."""
+    asking for 1/`per_device` of a GPU when the device is CUDA. Workers write to the output
+    directory (an absolute path: see `portable_config`), which must be on a file system that
+    every node sees; the coordinator checks each shard's files before it records them."""
 
-    def __init__(self, config: AugmentConfig, workers: int | None, address: str | None) -> None:
+    def __init__(
+        self,
+        config: AugmentConfig,
+        workers: int | None,
+        address: str | None,
+        per_device: int | str | None = None,
+    ) -> None:
         self.config = config
         self.workers = workers
         self.address = address
+        self.per_device = per_device
 
     def map_unordered(
         self, tasks: Iterator[ShardTask], progress: Progress
@@ -68,15 +78,35 @@ class RayExecutor:
                 ray.shutdown()
 
     def _actors(self, ray) -> list:
-        gpus = int(ray.cluster_resources().get("GPU", 0))
-        device = self.config.device
-        use_gpu = device.startswith("cuda") or (device == "auto" and gpus > 0)
-        if use_gpu and gpus == 0:
-            raise KdaugError(f"device {device!r} asked for, but the Ray cluster has no GPU")
-        have = gpus if use_gpu else int(ray.cluster_resources().get("CPU", 1))
-        if self.workers and self.workers > have:  # an actor that cannot be placed would hang
-            log.warning("%d workers asked for; the Ray cluster fits %d", self.workers, have)
-        n = min(self.workers or have, have)
-        actor = ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)(ShardActor)
+        n, gpus = actor_plan(self.config, ray.cluster_resources(), self.workers, self.per_device)
+        actor = ray.remote(num_cpus=1, num_gpus=gpus)(ShardActor)
         config = self.config.model_dump()
-        return [actor.remote(config, "cuda" if use_gpu else "cpu") for _ in range(n)]
+        return [actor.remote(config, "cuda" if gpus else "cpu") for _ in range(n)]
+
+
+def actor_plan(
+    config: AugmentConfig,
+    resources: dict[str, float],
+    workers: int | None,
+    per_device: int | str | None,
+) -> tuple[int, float]:
+    """How many actors, and the share of a GPU each asks for (0 on CPU), on a cluster with
+    `resources`: `per_device` actors on each GPU (default 1; "auto": `plan_per_device` from the
+    cluster's CPUs per GPU), `workers` of them when given; on CPU one actor per CPU. Never more
+    actors than the cluster can place: one that cannot be placed would wait forever."""
+    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
+    device = config.device
+    use_gpu = device.startswith("cuda") or (device == "auto" and gpus > 0)
+    if use_gpu and gpus == 0:
+        raise KdaugError(f"device {device!r} asked for, but the Ray cluster has no GPU")
+    k = 1
+    if use_gpu and per_device == "auto":
+        plan = plan_per_device(config, gpus, cpus, None)
+        log.info("%s on the Ray cluster's %d GPUs", plan.describe(), gpus)
+        k = plan.processes
+    elif use_gpu and per_device:
+        k = per_device
+    have = min(gpus * k, cpus) if use_gpu else cpus
+    if workers and workers > have:
+        log.warning("%d workers asked for; the Ray cluster fits %d", workers, have)
+    return min(workers or have, have), round(1 / k, 4) if use_gpu else 0

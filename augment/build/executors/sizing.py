@@ -1,5 +1,6 @@
-"""How many CPU worker processes are worth starting, and how many torch threads each: from the
-cores, the memory left (under a cgroup limit too) and the rows left to do."""
+"""How many worker processes are worth starting, and how many torch threads each: on CPU from the
+cores, the memory left (under a cgroup limit too) and the rows left to do; on GPUs, how many
+processes share each device."""
 
 from __future__ import annotations
 
@@ -53,6 +54,11 @@ _MEMORY_SHARE = 0.8  # of what is available, the rest left to the coordinator an
 # core, the pool adds 1.4x on MLM rows (about 1.9x on word-vector rows): it breaks even near
 # 260 rows a process in exact mode, 780 in fast mode and 600 with word vectors only.
 MIN_ROWS_PER_PROCESS = {"vectors": 1000, "fast": 1000, "exact": 400}
+# Most worker processes worth sharing one GPU. A worker's CPU side (tagging, candidates, POS
+# filter, sampling, writing) costs about 10 ms a sentence, measured with a nearly free masked LM,
+# so one process feeds a GPU about 100 sentences/s, while a BERT-base forward serves over 1,000:
+# about 8-10 processes keep it busy.
+MAX_WORKERS_PER_DEVICE = 8
 
 
 def worker_bytes(config: AugmentConfig) -> int:
@@ -87,6 +93,7 @@ class WorkerPlan:
     cores: int
     free_bytes: int | None
     limit: str = ""  # what kept the pool smaller than the cores, if anything
+    what: str = "workers"  # "workers per device": `processes` share each device
 
     def describe(self) -> str:
         procs = f"{self.processes} process{'es' if self.processes > 1 else ''}"
@@ -95,7 +102,7 @@ class WorkerPlan:
             "memory unknown" if self.free_bytes is None else f"{self.free_bytes / GIB:.0f} GiB free"
         )
         why = f"; {self.limit}" if self.limit else ""
-        return f"workers auto: {procs} x {threads} ({self.cores} cores, {free}{why})"
+        return f"{self.what} auto: {procs} x {threads} ({self.cores} cores, {free}{why})"
 
 
 def plan_workers(
@@ -126,3 +133,22 @@ def plan_workers(
             )
     processes = max(1, cap)
     return WorkerPlan(processes, max(1, cores // processes), cores, free_bytes, limit)
+
+
+def plan_per_device(
+    config: AugmentConfig, devices: int, cores: int, free_bytes: int | None
+) -> WorkerPlan:
+    """`--workers-per-device auto`: processes per GPU = the cores shared between the `devices`
+    (each process needs a core for its CPU side), at most MAX_WORKERS_PER_DEVICE, fewer when the
+    memory cannot hold that many workers. `processes` of the plan counts them per device."""
+    devices = max(1, devices)
+    cap = MAX_WORKERS_PER_DEVICE
+    limit = f"{cap} per device keep a GPU busy"
+    if cores // devices < cap:
+        cap, limit = max(1, cores // devices), f"{cores} cores for {devices} devices"
+    if free_bytes is not None:
+        fits = int(free_bytes * _MEMORY_SHARE // worker_bytes(config)) // devices
+        if fits < cap:
+            cap, limit = max(1, fits), f"memory for {max(1, fits) * devices} workers"
+    threads = max(1, cores // (cap * devices))
+    return WorkerPlan(cap, threads, cores, free_bytes, limit, what="workers per device")

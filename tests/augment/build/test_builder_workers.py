@@ -1,5 +1,6 @@
-"""`--workers auto`: processes and threads from the cores, memory and rows; the same bytes as
-one worker; fast mode's int8 calibration paid once (shipped to workers, cached on disk)."""
+"""`--workers auto`: processes and threads from the cores, memory and rows; `--workers-per-device`:
+processes sharing a device; the same bytes as one worker; fast mode's int8 calibration paid once
+(shipped to workers, cached on disk); model paths made absolute for workers."""
 
 from __future__ import annotations
 
@@ -13,11 +14,19 @@ from pathlib import Path
 import pytest
 
 from augment.build.build import build
-from augment.build.executors import AutoExecutor, ProcessExecutor, SerialExecutor, make_executor
+from augment.build.executors import (
+    AutoExecutor,
+    ProcessExecutor,
+    SerialExecutor,
+    make_executor,
+    portable_config,
+)
+from augment.build.executors.local import gpu_slots
 from augment.build.executors.sizing import (
     GIB,
     MIB,
     available_memory,
+    plan_per_device,
     plan_workers,
     worker_bytes,
 )
@@ -156,6 +165,68 @@ def test_auto_pool_matches_one_worker_and_ships_the_calibration(
     build(one, executor=SerialExecutor(one.config))
     assert quant.counts == {"calibrated": 1, "memory": 1}
     assert shard_bytes(tmp_path / "auto") == shard_bytes(tmp_path / "one")
+
+
+# --- several workers per device ------------------------------------------------------------------
+def test_workers_per_device_fill_each_gpu_in_turn():
+    assert gpu_slots(2, 1) == ["cuda:0", "cuda:1"]
+    assert gpu_slots(2, 2) == ["cuda:0", "cuda:0", "cuda:1", "cuda:1"]
+    assert gpu_slots(2, 3, workers=4) == ["cuda:0", "cuda:0", "cuda:0", "cuda:1"]
+    assert gpu_slots(2, 1, workers=3) == ["cuda:0", "cuda:1", "cuda:0"]  # --workers alone
+
+
+def test_auto_workers_per_device_from_the_cores_and_memory():
+    plan = plan_per_device(NO_MLM, devices=8, cores=128, free_bytes=None)
+    assert (plan.processes, plan.threads) == (8, 2)  # enough to keep a GPU busy
+    assert plan_per_device(NO_MLM, devices=8, cores=16, free_bytes=None).processes == 2
+    assert plan_per_device(NO_MLM, devices=4, cores=2, free_bytes=None).processes == 1
+    tight = plan_per_device(NO_MLM, devices=2, cores=64, free_bytes=10 * worker_bytes(NO_MLM))
+    assert tight.processes == 4 and "memory for 8 workers" in tight.describe()
+    assert tight.describe().startswith("workers per device auto: 4 processes x 8 threads")
+
+
+def test_two_workers_sharing_the_cpu_write_the_bytes_of_one(tmp_path, sst2_input, reference):
+    spec = make_spec(sst2_input, tmp_path / "out", workers_per_device=2)
+    executor = make_executor(spec)
+    assert isinstance(executor, ProcessExecutor) and executor.devices == ["cpu", "cpu"]
+    build(spec, executor=executor)
+    assert len(executor.worker_loads) == 2
+    assert shard_bytes(tmp_path / "out") == shard_bytes(reference)  # built by one worker
+    one = make_executor(make_spec(sst2_input, tmp_path, workers_per_device=1))
+    assert isinstance(one, SerialExecutor)
+    assert isinstance(
+        make_executor(make_spec(sst2_input, tmp_path, workers_per_device="auto")), AutoExecutor
+    )
+    for bad in (0, "many"):
+        with pytest.raises(KdaugError, match="--workers-per-device must be auto"):
+            make_executor(make_spec(sst2_input, tmp_path, workers_per_device=bad))
+
+
+def test_the_flag_parses(tmp_path):
+    from kdaug.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["augment", "in.tsv", "-o", "out", "--workers-per-device", "auto"]
+    )
+    assert args.workers_per_device == "auto"
+    args = build_parser().parse_args(
+        ["augment", "in.tsv", "-o", "out", "--workers-per-device", "3"]
+    )
+    assert args.workers_per_device == 3
+
+
+def test_workers_get_absolute_model_paths(tmp_path, monkeypatch, tiny_mlm_dir):
+    (tmp_path / "mlm").symlink_to(tiny_mlm_dir)
+    (tmp_path / "vectors.txt").write_text("word 0.1 0.2\n")
+    monkeypatch.chdir(tmp_path)
+    config = AugmentConfig.build(mlm="mlm", vectors="vectors.txt", device="cpu")
+    shipped = portable_config(config)
+    assert shipped.mlm == str(tmp_path / "mlm")  # the link kept: the path every node knows
+    assert shipped.vectors == str(tmp_path / "vectors.txt")
+    assert shipped.tagger == config.tagger  # a package name
+    for name in ("default", "minilm-packaged", "none"):
+        (tmp_path / name).mkdir()  # a folder of that name does not turn a name into a path
+        assert portable_config(AugmentConfig.build(mlm=name)).mlm == name
 
 
 # --- calibration once ---------------------------------------------------------------------------
