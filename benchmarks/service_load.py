@@ -13,6 +13,13 @@ masked copies), which measures clients that repeat their texts.
 
     python -m benchmarks.service_load --mlm PATH --requests 2000 --concurrency 1 16 64
     python -m benchmarks.service_load --mode fast --torch-threads 2
+
+`--attack` measures something else: one client sends 64 texts of 2,000 characters at n=5 (the
+costly request of issue 23), first to a server with the service's budget (which refuses it),
+then to one whose budget admits it; while that runs, another client sends one-sentence
+requests one after another and the latency of each is reported.
+
+    python -m benchmarks.service_load --attack --probes 10
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -71,7 +79,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(args: argparse.Namespace, batching: bool) -> tuple[subprocess.Popen, str]:
+def start_server(
+    args: argparse.Namespace, batching: bool, **env_settings: str
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "kdaug.cli", "serve", "--port", str(port), "--mlm", args.mlm]
     cmd += ["--device", args.device]
@@ -84,6 +94,7 @@ def start_server(args: argparse.Namespace, batching: bool) -> tuple[subprocess.P
     if args.cold_config:
         cmd += ["--config", str(args.cold_config)]
     env = {**os.environ, "KDAUG_LOG_LEVEL": "warning", "KDAUG_QUEUE_MAX": "1024"}
+    env.update({f"KDAUG_{k.upper()}": v for k, v in env_settings.items()})
     proc = subprocess.Popen(cmd, env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -174,6 +185,94 @@ def table(results: list[dict], target_ms: float) -> str:
     return head + "\n".join(rows)
 
 
+def long_texts(sentences: list[str], count: int, chars: int) -> list[str]:
+    """`count` different texts of `chars` characters, each sentences run together."""
+    out, i = [], 0
+    for _ in range(count):
+        text = ""
+        while len(text) < chars:
+            text += sentences[i % len(sentences)] + " "
+            i += 1
+        out.append(text[:chars].strip())
+    return out
+
+
+def queue_depth(url: str) -> float:
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+        for s in family.samples:
+            if s.name == "kdaug_queue_depth":
+                return s.value
+    return 0.0
+
+
+def probe(url: str, sentences: list[str], args, attack_done: dict | None, offset: int = 0) -> list:
+    """One-sentence requests one after another: latency, status, whether the attack ran
+    (`attack_done` stays empty until it has ended; None: no attack)."""
+    probes = []
+    with httpx.Client(base_url=url, timeout=600) as client:
+        for i in range(offset, offset + args.probes):
+            t0 = time.perf_counter()
+            r = client.post("/augment", json={"texts": [sentences[i]], "n": args.n})
+            ms = round((time.perf_counter() - t0) * 1000, 1)
+            during = attack_done is not None and not attack_done
+            probes.append({"ms": ms, "status": r.status_code, "during_attack": during})
+    return probes
+
+
+def attack(args: argparse.Namespace, sentences: list[str]) -> dict:
+    """One client's costly request, and the latency of one-sentence requests meanwhile."""
+    body = {"texts": long_texts(sentences, args.attack_texts, args.attack_chars), "n": args.n}
+    out: dict = {"attack": {"texts": args.attack_texts, "chars": args.attack_chars, "n": args.n}}
+    proc, url = start_server(args, True)
+    try:
+        start = time.perf_counter()
+        r = httpx.post(f"{url}/augment", json=body, timeout=600)
+        out["default_budget"] = {
+            "status": r.status_code,
+            "seconds": round(time.perf_counter() - start, 3),
+            "detail": r.json().get("detail") if r.status_code != 200 else None,
+        }
+        print(f"with the service's budget: {out['default_budget']}", flush=True)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    proc, url = start_server(args, True, max_request_work=str(10**12))
+    try:
+        alone = probe(url, sentences, args, None)  # the same requests with no attack running
+        print(f"one-sentence requests alone (ms): {[p['ms'] for p in alone]}", flush=True)
+        done: dict = {}
+
+        def send() -> None:
+            t0 = time.perf_counter()
+            r = httpx.post(f"{url}/augment", json=body, timeout=600)
+            done.update(status=r.status_code, seconds=round(time.perf_counter() - t0, 2))
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        while queue_depth(url) < 1:  # admitted: its first batch is at the model
+            time.sleep(0.05)
+        time.sleep(0.5)
+        probes = probe(url, sentences, args, done, offset=args.probes)
+        sender.join(timeout=600)
+        during = [p["ms"] for p in probes if p["during_attack"] and p["status"] == 200]
+        base = [p["ms"] for p in alone if p["status"] == 200]
+        out["admitted"] = {
+            "attack": done,
+            "alone": alone,
+            "alone_p50_ms": round(statistics.median(base), 1) if base else None,
+            "alone_max_ms": max(base) if base else None,
+            "probes": probes,
+            "during_attack": len(during),
+            "p50_ms": round(statistics.median(during), 1) if during else None,
+            "max_ms": max(during) if during else None,
+        }
+        print(f"one-sentence requests: {json.dumps(out['admitted'])}", flush=True)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    return out
+
+
 def main() -> int:
     assets = assets_dir()
     default_mlm = str(assets / "mlm-minilm-adapted") if assets else "default"
@@ -198,6 +297,10 @@ def main() -> int:
         action="store_true",
         help="keep the service's masked-LM cache (default: off, every request as if new)",
     )
+    p.add_argument("--attack", action="store_true", help="the costly-request test (see above)")
+    p.add_argument("--attack-texts", type=int, default=64, help="texts of the costly request")
+    p.add_argument("--attack-chars", type=int, default=2000, help="characters of each")
+    p.add_argument("--probes", type=int, default=10, help="one-sentence requests meanwhile")
     p.add_argument("--out", type=Path, default=REPO / "bench-out" / "service_load.json")
     args = p.parse_args()
     args.cold_config = None
@@ -207,6 +310,13 @@ def main() -> int:
         write_text_atomic(args.cold_config, "mlm_cache_size: 0\n")
 
     sentences = load_sentences(args.data)
+    if args.attack:
+        record = attack(args, sentences)
+        record["machine"] = {"cpus": os.cpu_count(), "cores_available": available_cores()}
+        out = args.out.with_name(args.out.stem + "-attack.json")
+        write_text_atomic(out, json.dumps(record, indent=2))
+        print(f"wrote {out}")
+        return 0
     servers = {"on": start_server(args, True), "off": start_server(args, False)}
     served = served_with(servers["on"][1])
     cache = "kept (--warm-cache)" if args.warm_cache else "off: every request as if new"

@@ -4,15 +4,16 @@ Each request becomes a job (its records, one SampleParams, and each record's est
 A single worker forms each batch from the jobs waiting, one record from each job in turn
 (round-robin), until the batch holds `max_records` records or `max_words` words, so a request
 of many records is served a slice at a time. One record can still be long work (a long text in
-exact mode): while a batch heavier than `light_work` runs, the records of at most `light_work`
-waiting meanwhile are formed into batches of their own, which the model thread runs at its next
-`pause_point` (the service's masked-LM calls it between forward passes), so a short request
-never waits for a long one to end. Records do not depend on the batch they run in (the
-augmenter seeds each record by its id), so splitting a request gives the same answer. A job
-whose request has given up (timeout, client gone, shutdown) is dropped between batches: the
-records it has not started are never run. The model runs on a daemon thread, so the event loop
-stays free and a batch still running at the end of a shutdown does not hold up the process's
-exit.
+exact mode): while a batch holding a record heavier than `light_work` runs (or one of more than
+`HEAVY_BATCH` times that), the records of at most `light_work` waiting meanwhile are formed
+into batches of their own, which the model thread runs at its next `pause_point` (the service's
+masked-LM calls it between forward passes), so a short request never waits for a long one.
+Records do not depend on the batch they run in (the augmenter seeds each record by its id), so
+splitting a request gives the same answer. A job whose request has given up (timeout, client
+gone, shutdown) is dropped between batches: the records it has not started are never run, and
+a batch nobody waits for any more stops at its next pause. The model runs on a daemon thread,
+so the event loop stays free and a batch still running at the end of a shutdown does not hold
+up the process's exit.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ AugmentFn = Callable[[list[Record], list[SampleParams]], list[list[Variant]]]
 Listener = Callable[[str, dict[str, Any]], None]
 
 WORD = re.compile(r"\w+")
+# a batch of light records only is heavy (short requests run between its passes) beyond this
+# many times `light_work`: about 60 one-sentence records in exact mode
+HEAVY_BATCH = 8
 
 
 def words_of(record: Record) -> int:
@@ -175,9 +179,9 @@ class MicroBatcher:
 
     `listeners` are called on the event loop with (event, info) for: admitted, batch,
     batch_done, cancelled, idle, closing; tests and logs can wait on them. A batch's `lane` is
-    "main", or "between" for light records run at the pauses of a heavier batch.
+    "main", or "between" for light records run at the pauses of a heavy batch.
     `light_work` (0: off) is the most estimated work a record, and a batch of them, may have
-    to run between the pauses of a batch heavier than that.
+    to run between the pauses of a heavy batch (see `_heavy`).
     """
 
     def __init__(
@@ -301,15 +305,20 @@ class MicroBatcher:
             batch = await self._collect()
             main = asyncio.ensure_future(self._run(batch))
             try:
-                if self.light_work and self._work(batch) > self.light_work:
+                if self._heavy(batch):
                     await self._between(main)
                 await main
             finally:
                 main.cancel()  # the worker was cancelled (stop); nothing if it has ended
 
-    @staticmethod
-    def _work(batch: list[tuple[_Job, int, int]]) -> int:
-        return sum(sum(job.costs[a:b]) for job, a, b in batch)
+    def _heavy(self, batch: list[tuple[_Job, int, int]]) -> bool:
+        """Does `batch` hold a record heavier than `light_work`, or more than HEAVY_BATCH
+        times that in all? Batches of short records merged under load are not: the requests
+        arriving meanwhile make the next, larger batch, as micro-batching wants."""
+        if not self.light_work:
+            return False
+        costs = [c for job, a, b in batch for c in job.costs[a:b]]
+        return max(costs) > self.light_work or sum(costs) > HEAVY_BATCH * self.light_work
 
     async def _between(self, main: asyncio.Future) -> None:
         """While the heavy batch `main` runs, run the light records waiting in batches of
