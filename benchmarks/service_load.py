@@ -14,12 +14,12 @@ masked copies), which measures clients that repeat their texts.
     python -m benchmarks.service_load --mlm PATH --requests 2000 --concurrency 1 16 64
     python -m benchmarks.service_load --mode fast --torch-threads 2
 
-`--attack` measures something else: one client sends 64 texts of 2,000 characters at n=5 (the
+`--attack` measures something else: one client sends 64 texts of 2,000 characters at `--n` (the
 costly request of issue 23), first to a server with the service's budget (which refuses it),
 then to one whose budget admits it; while that runs, another client sends one-sentence
 requests one after another and the latency of each is reported.
 
-    python -m benchmarks.service_load --attack --probes 10
+    python -m benchmarks.service_load --attack --n 5 --probes 10
 """
 
 from __future__ import annotations
