@@ -42,7 +42,7 @@ class Copy:
     word_ids: list[int]
     queries: list[int]
 
-    @cached_property
+    @property
     def key(self) -> tuple:
         return (tuple(self.input_ids), tuple(self.type_ids), tuple(self.positions))
 

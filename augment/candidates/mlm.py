@@ -187,19 +187,21 @@ class MaskedLMCandidates:
         results: list[list[tuple[str, float]]] = [[] for _ in uq]
         todo: dict[tuple, list[Copy]] = {}  # identical copies are computed once
         for c in copies:
-            hit = self._cache.get(c.key)
+            key = c.key
+            hit = self._cache.get(key)
             if hit is not None:
-                self._cache.move_to_end(c.key)
+                self._cache.move_to_end(key)
                 self.cache_hits += 1
                 for i, cands in zip(c.queries, hit, strict=True):
                     results[i] = cands
             else:
-                todo.setdefault(c.key, []).append(c)
+                todo.setdefault(key, []).append(c)
         pending = sorted(todo.values(), key=lambda same: len(same[0].input_ids))
         for chunk in pack(pending, self.batch_tokens):
             answers = self.forward([same[0] for same in chunk])
             for same, cands in zip(chunk, answers, strict=True):
-                self._remember(same[0].key, cands)
+                if self.cache_size > 0:
+                    self._remember(same[0].key, cands)
                 for c in same:
                     for i, cand in zip(c.queries, cands, strict=True):
                         results[i] = cand
