@@ -141,12 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     print(note, flush=True)
     size = sizes(args.dry_run)
     assets = assets_dir(args)
+    info = machine()
+    if not args.dry_run and not info["gpus"]:
+        print("device check: no CUDA GPU is visible; --dry-run runs every part on the CPU")
+        return 2
     report: dict[str, Any] = {
         "check": "kdaug device check",
         "dry_run": args.dry_run,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "environment": note,
-        "machine": machine(),
+        "machine": info,
         "parts": {},
     }
     with tempfile.TemporaryDirectory(prefix="kdaug-device-check-") as tmp:

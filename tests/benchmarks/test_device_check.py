@@ -121,3 +121,16 @@ def test_gpu_sampler_reads_the_samples_of_a_window(tmp_path: Path) -> None:
             "samples": 0,
             "unavailable": "kdaug-no-such-tool not found",
         }
+
+
+def test_full_sizes_without_a_gpu_stop_at_once_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    assert cli.main(["--out", str(tmp_path)]) == 2
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == "device check: no CUDA GPU is visible; --dry-run runs every part on the CPU"
+    assert not (tmp_path / "device_check.json").exists()
