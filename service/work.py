@@ -12,22 +12,20 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from augment.candidates.masking import pack
 from augment.config import SampleParams
 from augment.records import Record
-from service.batching import pause_point
-
-WORD = re.compile(r"\w+")
+from service.batching import WORD, pause_point
 
 
 def copy_work(words: int, tokens: int, masking: Any) -> int:
     """Tokens the masked-LM encodes for one text of `words` words and `tokens` word pieces,
-    erring high: exact mode, one copy per word; fast mode, at most twice the copies its mask
-    rate needs; each copy as long as the text (with its context) up to the copy window."""
+    erring high: exact mode, one copy per word; fast mode, twice the copies that its mask rate
+    and its windows (one block of copies per half window) need; each copy as long as the text
+    (with its context) up to the copy window."""
     if not words:
         return 0
     length = tokens + 2
@@ -36,7 +34,8 @@ def copy_work(words: int, tokens: int, masking: Any) -> int:
     if masking.mode == "fast":
         window = min(masking.fast_max_length, masking.max_length)
         per_copy = max(1, int(masking.mask_rate * min(tokens, window)))
-        return min(words, 2 * math.ceil(words / per_copy)) * min(length, window)
+        blocks = math.ceil(tokens / max(1, window // 2)) + 1
+        return min(words, 2 * (math.ceil(words / per_copy) + blocks)) * min(length, window)
     return words * min(length, masking.max_length)
 
 
