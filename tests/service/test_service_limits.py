@@ -262,3 +262,24 @@ def test_the_work_of_a_request_whose_client_left_stops(serve, events):
         assert metrics_of(live, "kdaug_cancelled_records_total", reason="disconnect") == 12
         assert len(step.calls) == 1
         assert post(live.url, {"texts": [SENTENCE], "n": 2}).status_code == 200
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_the_work_estimate_is_not_below_the_masked_copies(augmenter, mode):
+    import dataclasses
+
+    from augment.candidates.masking import MaskQuery
+    from service.work import WORD, copy_work
+
+    masking = dataclasses.replace(augmenter.mlm.masking, mode=mode)
+    tok = masking.tokenizer
+    texts = [SENTENCE, OTHER, " ".join([SENTENCE, OTHER] * 12), " ".join(["dog"] * 300)]
+    texts.append(" ".join(["dog , , , , , , , , , , , , , , , , , ,"] * 20))  # sparse words
+    for text in texts:
+        words = list(WORD.finditer(text))
+        single = [
+            w for w in words if len(tok(w.group(), add_special_tokens=False)["input_ids"]) == 1
+        ]
+        copies = masking.copies([MaskQuery(text, w.start(), w.end()) for w in single])
+        pieces = len(tok(text, add_special_tokens=False)["input_ids"])
+        assert copy_work(len(words), pieces, masking) >= sum(len(c.input_ids) for c in copies)
