@@ -73,6 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kdaug: error: {printable(exc, keep='')}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:  # kdaug.errors.Interrupted says which signal, and what now
-        print(f"kdaug: {exc or 'interrupted'}", file=sys.stderr)
+        print(f"kdaug: {str(exc) or 'interrupted'}", file=sys.stderr)
         gc.freeze()  # exit now: the interpreter's last collection of every object takes seconds
         return getattr(exc, "exit_code", 130)

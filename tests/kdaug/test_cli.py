@@ -109,3 +109,18 @@ def test_sample_colours_a_terminal_unless_no_color(tiny_mlm_dir, monkeypatch, no
     text = out.getvalue()
     assert len(text.splitlines()) >= 2
     assert ("\x1b[" in text) is (no_color is None), text
+
+
+def test_a_plain_keyboard_interrupt_prints_interrupted_not_an_empty_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def stop(args) -> int:
+        raise KeyboardInterrupt
+
+    parser = build_parser()
+    monkeypatch.setattr("kdaug.cli.build_parser", lambda: parser)
+    args_ns = parser.parse_args(["inspect", "nowhere"])
+    monkeypatch.setattr(parser, "parse_args", lambda argv=None: args_ns)
+    args_ns.func = stop
+    assert main(["inspect", "nowhere"]) == 130
+    assert capsys.readouterr().err.strip() == "kdaug: interrupted"
