@@ -55,7 +55,15 @@ class RayExecutor:
             raise KdaugError("--executor ray needs Ray: pip install 'kdaug[ray]'") from None
         started = not ray.is_initialized()
         if started:
-            ray.init(address=self.address, include_dashboard=False)
+            try:
+                ray.init(address=self.address, include_dashboard=False)
+            except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else "refused"
+                raise KdaugError(
+                    f"cannot join the Ray cluster at {self.address or 'auto'} ({first}); check "
+                    "the address, and if the cluster uses token authentication set "
+                    "RAY_AUTH_MODE=token (and its token) for this command too (docs/ray.md)"
+                ) from None
         try:
             actors = self._actors(ray)
             pool = ActorPool(actors)

@@ -111,3 +111,26 @@ def test_a_shard_is_recorded_only_with_the_bytes_its_worker_reported(
         build(spec, executor=_Overwriting(spec.config, augmenter, out))
     build_with(spec, augmenter)  # the resume redoes it
     assert shard_bytes(out) == shard_bytes(reference)
+
+
+@pytest.mark.parametrize("refusal", ["connection", "authentication"])
+def test_a_cluster_that_refuses_the_driver_is_one_line(monkeypatch, refusal):
+    """A cluster the driver cannot join (Ray 2.60's token authentication without
+    RAY_AUTH_MODE=token raises ConnectionError) is a one-line KdaugError that names the address
+    and the setting, not Ray's traceback."""
+    ray = pytest.importorskip("ray")
+    from augment.build.executors.ray import RayExecutor
+
+    def refuse(*args, **kwargs):
+        if refusal == "authentication":
+            raise ray.exceptions.AuthenticationError("InvalidAuthToken: token is missing\nmore")
+        raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    executor = RayExecutor(AugmentConfig(mlm="none"), workers=1, address="10.0.0.1:6379")
+    with pytest.raises(KdaugError) as err:
+        next(executor.map_unordered(iter([]), lambda rows: None))
+    message = str(err.value)
+    assert "\n" not in message
+    assert "10.0.0.1:6379" in message and "RAY_AUTH_MODE=token" in message
