@@ -55,7 +55,7 @@ from augment.io.layout import ShardLayout
 from kdaug.errors import InputError, KdaugError, interrupts
 from kdaug.files import is_temp_name, write_json_atomic
 from kdaug.manifest import RECORDS_DIR, shard_name
-from kdaug.tables import check_input_rows, describe_input, resolve_format
+from kdaug.tables import check_input_rows, check_regular, describe_input, resolve_format
 from kdaug.terminal import printable
 
 log = logging.getLogger(__name__)
@@ -186,12 +186,13 @@ def _write_card(out: Path, manifest: Manifest, stats: dict[str, Any], layout: Sh
 
 
 def check_paths(input: str | Path, out: Path) -> None:
-    """Refuse an input that lies where the build writes or deletes (OUTDIR's data/, rejects/ or
-    its bookkeeping files), and an output inside an input directory (whose hash it would
-    change)."""
+    """Refuse an input that is not a regular file or folder, one that lies where the build writes
+    or deletes (OUTDIR's data/, rejects/ or its bookkeeping files), and an output inside an
+    input directory (whose hash it would change)."""
     src = Path(input)
     if not src.exists():
         return  # a hub dataset
+    check_regular(src)  # a pipe or a device: refused before the output is made or locked
     src, root = src.resolve(), out.resolve()
     owned = [root / n for n in (MANIFEST_NAME, "stats.json", CARD_NAME, LOCK_NAME)]
     if (

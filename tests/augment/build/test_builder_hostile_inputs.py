@@ -33,6 +33,7 @@ def test_a_fifo_without_writer_is_refused_not_waited_on(tmp_path):
     os.mkfifo(fifo)
     line = _one_line_error(_augment(str(fifo), tmp_path / "out"))
     assert f"{fifo} is not a regular file (a pipe)" in line
+    assert not (tmp_path / "out").exists()  # refused before the output is made or locked
     assert "save it to a file first" in line
 
 
@@ -47,3 +48,4 @@ def test_process_substitution_is_refused_not_read_as_empty(tmp_path):
 def test_dev_zero_is_refused_not_read_forever(tmp_path):
     line = _one_line_error(_augment("/dev/zero", tmp_path / "out", "--format", "tsv"))
     assert "/dev/zero is not a regular file (a character device)" in line
+    assert not (tmp_path / "out").exists()
