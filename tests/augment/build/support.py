@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -104,7 +105,14 @@ def start_build(
     cmd = kdaug_cmd("augment", str(input), "-o", str(out), "--task", "sst2", *CLI_SETTINGS)
     cmd += ["--shard-size", str(shard_size), *extra]
     with open(log, "ab") as f:
-        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, preexec_fn=_as_typed)
+
+
+def _as_typed() -> None:
+    """The child starts with SIGINT's default action, as a command typed at a terminal does: a
+    test runner started in the background of a script inherits SIGINT ignored, and kdaug keeps an
+    ignored SIGINT ignored (as the shell asked), which would make a Ctrl-C test deaf."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def lock_holder(out: Path) -> dict | None:
