@@ -237,15 +237,25 @@ class ProcessExecutor:
                 calibration,
             ),
         )
+        stopped = False
         try:
             yield from _bounded(pool, tasks, len(self.devices) + 1)
         except BaseException:  # an error, a signal, or the build stopped early: no more shards
             _stop_workers(pool)
+            stopped = True
             raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            progress_q.put(None)
-            drain.join()
+            if stopped:
+                # A worker killed in the middle of a put may hold a queue's lock for good: wait
+                # on neither the queues' feeder threads nor the pool's, only briefly on the drain.
+                for q in (progress_q, device_q):
+                    q.cancel_join_thread()
+                pool.shutdown(wait=False, cancel_futures=True)
+                drain.join(timeout=0.5)
+            else:
+                pool.shutdown(wait=True, cancel_futures=True)
+                progress_q.put(None)
+                drain.join()
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
