@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from kdaug.errors import InputError
+from kdaug.errors import InputError, one_line
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "hf")
 FILE_FORMATS = ("csv", "tsv", "jsonl", "parquet")
@@ -401,11 +401,7 @@ def _parquet_file(path: Path):
     try:
         return pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise InputError(f"cannot read Parquet file {path}: {_one_line(exc)}") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+        raise InputError(f"cannot read Parquet file {path}: {one_line(exc)}") from None
 
 
 def _parquet_rows(path: Path, select: Select | None = None) -> Iterator[Row]:
@@ -421,7 +417,7 @@ def _parquet_rows(path: Path, select: Select | None = None) -> Iterator[Row]:
                 yield Row(n, None, raw)
                 n += 1
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"cannot read Parquet file {path}: {_one_line(exc)}") from None
+        raise InputError(f"cannot read Parquet file {path}: {one_line(exc)}") from None
 
 
 def _arrow_rows(batch) -> list[dict]:
@@ -463,7 +459,7 @@ def open_hf_dataset(name: str, split: str = "train"):
             repo, _, config = name.partition(":")
             ds = datasets.load_dataset(repo, config or None, split=split)
     except Exception as exc:  # datasets raises many types (missing files, hub errors)
-        raise InputError(f"cannot open Hugging Face dataset {name!r}: {_one_line(exc)}") from None
+        raise InputError(f"cannot open Hugging Face dataset {name!r}: {one_line(exc)}") from None
     if isinstance(ds, datasets.DatasetDict):
         if split not in ds:
             raise InputError(f"{name}: no split {split!r}; it has {sorted(ds)} (use --split)")

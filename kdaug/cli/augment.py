@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from kdaug.machine import DEVICE_HELP
-from kdaug.terminal import printable, use_color
+from kdaug.terminal import use_color
 
 SAMPLE_N = 5  # variants `kdaug sample` prints unless --n says otherwise
 # Flags that map one-to-one onto AugmentConfig fields; each help ends with the config's default.
@@ -144,26 +144,11 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_augment)
 
 
-def highlight(text: str, reps, field: str, color: bool) -> str:
-    """`text` with the replacements of `field` marked (bold green, or `[new|old:source rank]`),
-    every piece of user text `printable`."""
-    out, pos = [], 0
-    for r in sorted((r for r in reps if r.field == field), key=lambda r: r.start):
-        out.append(printable(text[pos : r.start]))
-        word = printable(text[r.start : r.end])
-        tag = f"{r.source[0]}{r.rank}"
-        out.append(
-            f"\033[1;32m{word}\033[0m" if color else f"[{word}|{printable(r.original)}:{tag}]"
-        )
-        pos = r.end
-    out.append(printable(text[pos:]))
-    return "".join(out)
-
-
 def cmd_sample(args: argparse.Namespace) -> int:
     import sys
 
     from augment.augmenter import TEXT_ID, Augmenter
+    from augment.io.inspect import marked
     from augment.records import Record
 
     cfg = config_from_args(args, n=args.n or SAMPLE_N)
@@ -171,10 +156,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     color = use_color(sys.stdout, disabled=args.no_color)
     (variants,) = aug.augment([Record(TEXT_ID, args.text, args.text_b, args.label)])
     for v in variants:
-        line = highlight(v.text_a, v.replacements, "a", color)
-        if v.text_b is not None:
-            line += "  ||  " + highlight(v.text_b, v.replacements, "b", color)
-        print(f"{v.variant:>3}  {line}")
+        print(f"{v.variant:>3}  {marked(v.text_a, v.text_b, v.replacements, color)}")
     if len(variants) <= 1:
         print("(no variants: no eligible word got a candidate)")
     return 0
