@@ -205,6 +205,7 @@ class ProcessExecutor:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
+        start_resource_tracker_quietly()
         device_q, progress_q = ctx.Queue(), ctx.Queue()
         for d in self.devices:
             device_q.put(d)
@@ -259,6 +260,24 @@ class ProcessExecutor:
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
+
+
+def start_resource_tracker_quietly() -> None:
+    """Start multiprocessing's resource tracker (if it is not running yet) with its stderr on
+    /dev/null. The tracker outlives this process by a moment and, after a build stopped by a
+    signal or an error, may report queue semaphores that it then removes itself; its messages
+    would come after kdaug's last line, which says what happened and what to do. Whatever it
+    reports, it cleans up: nothing is left behind by keeping it quiet."""
+    from multiprocessing import resource_tracker
+
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        resource_tracker.ensure_running()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _stop_workers(pool: ProcessPoolExecutor, grace: float = 1.0) -> None:

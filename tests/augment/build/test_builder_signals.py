@@ -8,6 +8,7 @@ from __future__ import annotations
 import resource
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -89,6 +90,41 @@ def test_a_signal_stops_the_workers_and_the_resume_redoes_no_finished_shard(
     assert stats["run"]["rows"] == 200 - FINE * len(finished)  # no finished shard redone
     assert {n: v for n, v in _finished(out).items() if n in finished} == finished
     assert shard_bytes(out) == shard_bytes(fine_reference)
+
+
+# --- multiprocessing's resource tracker ---------------------------------------------------------
+LEAK = """
+import multiprocessing as mp, os, sys
+from augment.build.executors.local import start_resource_tracker_quietly
+if sys.argv[1] == "quiet":
+    start_resource_tracker_quietly()
+lock = mp.get_context("spawn").Lock()  # registered with the tracker, which starts if need be
+print(lock._semlock.name, flush=True)
+os._exit(0)  # as a build stopped mid-way: no finaliser unregisters the lock
+"""
+
+
+@pytest.mark.parametrize("start", ["quiet", "plain"])
+def test_the_resource_tracker_says_nothing_after_kdaugs_last_line(tmp_path, start):
+    """After a stopped build the tracker removes what its parent left and, by default, says so
+    on stderr after the parent has exited, below kdaug's last line. Started by the local
+    executor, it does the same work in silence ("plain": the warning this guards against)."""
+    err = tmp_path / "stderr"
+    with open(err, "wb") as f:
+        proc = subprocess.run(
+            [sys.executable, "-c", LEAK, start], stdout=subprocess.PIPE, stderr=f, timeout=120
+        )
+    assert proc.returncode == 0
+    sem = Path("/dev/shm") / f"sem.{proc.stdout.decode().strip().lstrip('/')}"
+    deadline = time.monotonic() + 60  # a bound: the tracker removes it as soon as it sees EOF
+    while sem.exists():
+        assert time.monotonic() < deadline, f"the tracker never removed {sem}"
+        time.sleep(0.05)
+    text = err.read_text()
+    if start == "quiet":
+        assert text == ""
+    else:
+        assert "resource_tracker: There appear to be 1 leaked semaphore" in text
 
 
 # --- a full disk ---------------------------------------------------------------------------------
