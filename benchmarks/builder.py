@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.paths import shared_assets
 from kdaug.files import write_text_atomic
 
 COLUMNS = ["--text-column", "sentence", "--label-column", "label", "--id-column", "id"]
@@ -176,7 +177,7 @@ def cpu_scaling(n: int = 10_000_000) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    assets = Path(os.environ.get("KDAUG_SHARED_ASSETS", "../shared/assets"))
+    assets = shared_assets()
     ap.add_argument("--data", type=Path, default=assets / "glue" / "SST-2" / "train.tsv")
     ap.add_argument("--throughput-rows", type=int, default=4000)
     ap.add_argument("--memory-rows", default="10000,100000")
