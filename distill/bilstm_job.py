@@ -36,7 +36,7 @@ from distill.evaluate import evaluate, time_forward
 from distill.fingerprint import model_sha256, teacher_fingerprint
 from distill.logits_cache import LogitsCache, find_cache, write_cache
 from distill.models import count_parameters, load_teacher
-from distill.runtime import Runtime, main_only, setup_runtime, teardown_runtime
+from distill.runtime import Runtime, setup_runtime, teardown_runtime
 from distill.stages import Job, stage_settings
 from kdaug.vectors import WordVectors
 
@@ -69,9 +69,9 @@ def teacher_logits(
     if cache is None:
         stream = BatchStream(source, tokenizer, cfg.seq_len, cfg.eval_batch_size, shuffle=False)
         try:
-            main_only(
-                rt, lambda: write_cache(teacher, stream, fp, rt.device, rt.autocast, teacher_dir)
-            )
+            if rt.is_main:
+                write_cache(teacher, stream, fp, rt.device, rt.autocast, teacher_dir)
+            rt.barrier()
         except OSError as exc:
             raise BiLSTMError(
                 f"cannot write the teacher-logits cache beside {train}: {exc}; copy the "
@@ -208,7 +208,8 @@ def distill_bilstm(
         )
         record["teacher_forwards"] = forwards
 
-        def finish() -> dict[str, Any]:
+        result: dict[str, Any] | None = None
+        if rt.is_main:  # the best model's metrics and speed, written once
             best, best_tok = load_bilstm(out / "best", spec)
             best.to(rt.device)
             examples = (
@@ -234,8 +235,8 @@ def distill_bilstm(
                 ),
                 "stages": {"prediction": record},
             }
-            return job.report(metrics, {"prediction": state.history})
-
-        return main_only(rt, finish)
+            result = job.report(metrics, {"prediction": state.history})
+        rt.barrier()
+        return result
     finally:
         teardown_runtime(rt)

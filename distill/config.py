@@ -131,6 +131,11 @@ class DistillConfig(BaseModel):
     eval_every: int | None = Field(None, ge=1, description="steps between dev evaluations")
     eval_batch_size: int = Field(128, ge=1)
     group_batches: int = Field(50, ge=1, description="batches per length-grouping window")
+    cache_teacher: bool = Field(
+        True,
+        description="stage 1: when it passes over its data more than once, run the teacher once "
+        "and keep its targets on disk (fp16, RUN/teacher_states) for every later pass",
+    )
 
     @field_validator("labels", mode="before")
     @classmethod

@@ -39,9 +39,14 @@ class TeacherTargets:
         self.scores = AttentionScores(teacher, attention) if attention else None
         self.autocast = autocast or contextlib.nullcontext
         self.forwards = 0  # teacher forward passes run (the logits cache skips them)
+        self.states: Any = None  # a distill.teacher_states.TeacherStates, once written
 
     @torch.no_grad()
-    def __call__(self, batch: Batch) -> dict[str, Any]:
+    def __call__(self, batch: Batch, stored: bool = True) -> dict[str, Any]:
+        """The targets of `batch`: stored ones (`states`, or the batch's cached logits) unless
+        `stored` is False, else from a teacher forward pass."""
+        if stored and self.states is not None and batch.rows is not None:
+            return self.states.targets(batch, batch.input_ids.device)
         if batch.teacher_logits is not None and not self.hidden and self.scores is None:
             return {"logits": batch.teacher_logits}
         self.forwards += 1

@@ -4,6 +4,7 @@ and cache teacher logits. Each writes its outputs under one directory."""
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from distill import checkpoint as ckpt
 from distill.bilstm import STUDENT as STUDENT_BILSTM
 from distill.bilstm import is_bilstm, load_bilstm
 from distill.checkpoint import seed_everything
-from distill.config import DistillConfig
+from distill.config import DistillConfig, StageConfig
 from distill.data import BatchStream, ExampleSource
 from distill.evaluate import evaluate, time_forward
 from distill.fingerprint import model_sha256, teacher_fingerprint
@@ -31,8 +32,11 @@ from distill.objectives import (
     SupervisedObjective,
     TeacherTargets,
 )
-from distill.runtime import main_only, setup_runtime, teardown_runtime
+from distill.runtime import setup_runtime, teardown_runtime
 from distill.stages import Job, stage_settings, streams
+from distill.teacher_states import CACHE_DIR as STATES_DIR
+from distill.teacher_states import TeacherStates, find_states, states_key, write_states
+from kdaug.errors import KdaugError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +80,9 @@ def finetune_teacher(
             "parameters": count_parameters(net),
             "stages": {"finetune": record},
         }
-        return main_only(rt, lambda: job.report(metrics, {"finetune": state.history}))
+        result = job.report(metrics, {"finetune": state.history}) if rt.is_main else None
+        rt.barrier()
+        return result
     finally:
         teardown_runtime(rt)
 
@@ -147,6 +153,9 @@ def _distill(
                 attention=[x - 1 for x in g] if w.attention else None,
                 autocast=rt.autocast,
             )
+            stored = cfg.cache_teacher and targets.hidden and targets.scores is not None
+            if stored and _passes(cfg.intermediate, stream) > 1:
+                targets.states = _teacher_states(job, targets, stream, teacher_dir)
             state, records["intermediate"] = job.train(
                 "intermediate",
                 objective,
@@ -157,6 +166,7 @@ def _distill(
                 final=stages == "intermediate",
                 settings=settings["intermediate"],
             )
+            records["intermediate"]["teacher_forwards"] = targets.forwards
             for capture in (objective.scores, targets.scores):
                 if capture is not None:
                     capture.remove()
@@ -188,7 +198,8 @@ def _distill(
         records["prediction"]["teacher_forwards"] = targets.forwards
         histories["prediction"] = state.history
 
-    def finish() -> dict[str, Any]:
+    result: dict[str, Any] | None = None
+    if rt.is_main:  # the best model's metrics and speed, written once
         best = type(student).from_pretrained(out / "best").to(rt.device)
         speed = {}
         if dev:
@@ -214,9 +225,38 @@ def _distill(
             "inference": speed,
             "stages": records,
         }
-        return job.report(metrics, histories)
+        result = job.report(metrics, histories)
+    rt.barrier()
+    return result
 
-    return main_only(rt, finish)
+
+def _passes(stage: StageConfig, stream: BatchStream) -> float:
+    """How many times a stage goes over its training data."""
+    steps = math.ceil(stage.epochs * len(stream))
+    return min(steps, stage.max_steps or steps) / max(1, len(stream))
+
+
+def _teacher_states(
+    job: Job, targets: TeacherTargets, stream: BatchStream, teacher_dir: str
+) -> TeacherStates:
+    """Stage 1's teacher targets over every training row, stored under RUN/teacher_states (a
+    stored set is reused when it matches the teacher, the layers and the data; otherwise the
+    teacher runs over the data once, on the main process)."""
+    cfg, rt = job.cfg, job.rt
+    attention = targets.scores.layers if targets.scores is not None else []
+    key = states_key(teacher_fingerprint(teacher_dir, cfg.seq_len), targets.hidden, attention)
+    root = job.out / STATES_DIR
+    if rt.is_main and find_states(root, key, stream.source) is None:
+        once = BatchStream(
+            stream.source, stream.tokenizer, cfg.seq_len, cfg.eval_batch_size, shuffle=False
+        )
+        log.info("intermediate stage: the teacher's targets over %d rows", len(stream.source))
+        write_states(root, key, targets, once, rt.device)
+    rt.barrier()
+    states = find_states(root, key, stream.source)
+    if states is None:
+        raise KdaugError(f"the teacher's stage-1 targets in {root / key} could not be read back")
+    return states
 
 
 def cache_teacher_logits(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,10 +75,3 @@ def setup_runtime(device: str, precision: str) -> Runtime:
 def teardown_runtime(runtime: Runtime) -> None:
     if runtime.distributed and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def main_only(runtime: Runtime, fn: Callable[[], Any]) -> Any:
-    """Run `fn` on rank 0 only and wait for it everywhere (checkpoints, logs, evaluation)."""
-    result = fn() if runtime.is_main else None
-    runtime.barrier()
-    return result

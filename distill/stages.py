@@ -21,7 +21,7 @@ from distill.evaluate import evaluate
 from distill.fingerprint import data_sha256
 from distill.models import save_model
 from distill.report import plot_curves, write_metrics
-from distill.runtime import Runtime, main_only
+from distill.runtime import Runtime
 from distill.trainer import StageState, StageTrainer
 
 
@@ -135,10 +135,14 @@ class Job:
         if self.resume and (last := ckpt.latest(self.out / "checkpoints" / name)):
             ckpt.check_settings(last, settings)
 
-    def evaluate(self, model: nn.Module, dev: dict[str, BatchStream]) -> dict[str, Any]:
-        """The task's metrics of `model` on the dev streams, computed on the main process."""
-        rt = self.rt
-        return main_only(rt, lambda: evaluate(model, dev, self.cfg.spec, rt.device, rt.autocast))
+    def evaluate(self, model: nn.Module, dev: dict[str, BatchStream]) -> dict[str, Any] | None:
+        """The task's metrics of `model` on the dev streams, computed on the main process (None
+        on the others)."""
+        rt, metrics = self.rt, None
+        if rt.is_main:
+            metrics = evaluate(model, dev, self.cfg.spec, rt.device, rt.autocast)
+        rt.barrier()
+        return metrics
 
     def train(
         self,
@@ -183,7 +187,9 @@ class Job:
 
     def save(self, model: nn.Module, tokenizer: Any, name: str) -> None:
         """Save `model` and `tokenizer` to out/`name` from the main process."""
-        main_only(self.rt, lambda: save_model(model, tokenizer, self.out / name))
+        if self.rt.is_main:
+            save_model(model, tokenizer, self.out / name)
+        self.rt.barrier()
 
     def report(
         self, metrics: dict[str, Any], histories: dict[str, list[dict[str, Any]]]
