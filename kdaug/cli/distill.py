@@ -66,7 +66,8 @@ def _config(args: argparse.Namespace) -> Any:
         "label_column": args.label_column,
         "labels": args.labels.split(",") if args.labels else None,
     }
-    for key in ("seed", "checkpoint_every", "eval_every", "compile", "layer_map", "temperature"):
+    keys = ("seed", "checkpoint_every", "eval_every", "compile", "layer_map", "temperature")
+    for key in (*keys, "cache_teacher"):
         overrides[key] = getattr(args, key, None)
     if isinstance(overrides["layer_map"], str) and overrides["layer_map"][:1].isdigit():
         overrides["layer_map"] = [int(x) for x in overrides["layer_map"].split(",")]
@@ -155,6 +156,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--layer-map", help="uniform, top, bottom, or teacher layers like 3,6,9,12")
     p.add_argument("--temperature", type=float, help="soft cross-entropy temperature")
     p.add_argument("--hard-weight", type=float, help="weight of the gold-label loss (default 0)")
+    p.add_argument(
+        "--cache-teacher",
+        action=argparse.BooleanOptionalAction,
+        help="stage 1 over several epochs: run the teacher once, its targets kept in "
+        "OUTPUT/teacher_states (fp16; default on)",
+    )
     g = p.add_argument_group("BiLSTM student (--student bilstm)")
     g.add_argument("--lstm-hidden", type=int, help="LSTM units per direction (default 150)")
     g.add_argument("--lstm-layers", type=int, help="stacked BiLSTM layers (default 1)")

@@ -105,3 +105,13 @@ def test_a_training_run_reports_and_keeps_the_rows_its_files_reject(
     summary = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
     assert summary == [f"train.tsv: 1 of {len(rows)} rows rejected (line 4: {reject['reason']}); "
                        f"see {out / 'rejects.jsonl'}"]  # fmt: skip
+
+
+def test_cache_teacher_flag_sets_the_setting() -> None:
+    from kdaug.cli.distill import _config
+
+    parser = build_parser()
+    base = ["distill", "--teacher", "t", "--student", "s", "--train", "x", "--task", "sst2"]
+    base += ["-o", "o"]
+    assert _config(parser.parse_args(base)).cache_teacher is True
+    assert _config(parser.parse_args([*base, "--no-cache-teacher"])).cache_teacher is False
