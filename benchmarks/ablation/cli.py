@@ -13,13 +13,15 @@ da-vectors = `--mlm none`, the vectors only; da-exact = the masked LM, exact mod
 measures how often the teacher agrees with the labels the variants inherited); then distil each
 student with training seed s on the subset (noda) and on every arm's shards.
 
-Students and budgets. The BiLSTM (`--student bilstm`) runs every arm: at equal epochs every
-student passes over its own train set --bilstm-epochs times; at equal steps the noda student
-takes as many optimizer steps as the DA student of the same seed and arm took at equal epochs
-(so many more epochs over its subset). The DA runs are the same runs in both budgets. The
-transformer student (`layers:K:MODEL`: every K-th layer of the pre-trained, not fine-tuned,
-encoder) is cut to fit a CPU: --transformer-arms only, equal steps only (--stage1-steps and
---stage2-steps for every arm), every seed. Each run is scored by its best dev evaluation.
+Students and budgets. At *equal epochs* every student passes over its own train set as often:
+the BiLSTM (`--student bilstm`) --bilstm-epochs times, a transformer student (`layers:K:MODEL`:
+every K-th layer of the pre-trained, not fine-tuned, encoder; --transformer-arms only)
+--transformer-epochs E1,E2: E1 epochs of stage 1 (intermediate layers), then E2 of stage 2
+(prediction). At *equal steps* the noda student takes as many optimizer steps (per stage) as the
+DA student of the same seed and arm took at equal epochs, so many more epochs over its subset;
+the DA runs are the same runs in both budgets. da-cond (opt-in: --arms ...,da-cond) augments
+with --mlm adapted label-conditionally on the subset (`adapt-mlm --label-column`, --cond-steps).
+Each run is scored by its best dev evaluation.
 
 Resumable: steps/<name>.json records a finished step, its settings and commands, and the step is
 skipped on the next run; an interrupted training step continues with `--resume`. A step whose
@@ -36,13 +38,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.ablation.arms import ARMS
+from benchmarks.ablation.arms import ARMS, DEFAULT_ARMS
 from benchmarks.ablation.plan import Ablation
 from benchmarks.ablation.steps import AblationError
 from benchmarks.paths import RESULTS, shared_assets
 from distill.tasks import TaskError, get_task
 
 DEFAULT_STUDENTS = "bilstm,layers:3:minilm-packaged"
+DEFAULT_TRANSFORMER_EPOCHS = "2,1"
 
 
 def _csv(text: str) -> list[str]:
@@ -57,6 +60,16 @@ def _ints(flag: str, text: str, minimum: int) -> list[int]:
     if not values or any(v < minimum for v in values) or len(set(values)) != len(values):
         raise AblationError(f"{flag}: a comma list of distinct integers >= {minimum}, not {text!r}")
     return values
+
+
+def _epochs(flag: str, text: str) -> tuple[float, float]:
+    try:
+        values = tuple(float(x) for x in _csv(text))
+    except ValueError:
+        values = ()
+    if len(values) != 2 or any(not 0 < v < 1000 for v in values):
+        raise AblationError(f"{flag}: two epoch counts E1,E2 (each > 0), not {text!r}")
+    return values  # type: ignore[return-value]
 
 
 def _arms(flag: str, text: str) -> list[str]:
@@ -86,7 +99,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="first N train rows, 0 = all; a comma list (500,1000) runs every size (default 1000)",
     )
     ap.add_argument("--seeds", default="1,2,3", help="augmentation and training seeds (1,2,3)")
-    ap.add_argument("--arms", default=",".join(ARMS), help=f"among {', '.join(ARMS)} (all)")
+    ap.add_argument(
+        "--arms",
+        default=",".join(DEFAULT_ARMS),
+        help=f"among {', '.join(ARMS)} ({','.join(DEFAULT_ARMS)})",
+    )
     ap.add_argument(
         "--students",
         default=DEFAULT_STUDENTS,
@@ -115,10 +132,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=42, help="the teacher's training seed (42)")
     ap.add_argument("--bilstm-epochs", type=int, default=6, help="BiLSTM equal-epochs budget (6)")
     ap.add_argument(
-        "--stage1-steps", type=int, default=200, help="transformer student, stage 1 (200)"
+        "--transformer-epochs",
+        default=DEFAULT_TRANSFORMER_EPOCHS,
+        help="transformer students' equal-epochs budget: E1,E2 epochs of stage 1 (intermediate "
+        f"layers) and stage 2 (prediction) over each arm's own train set "
+        f"({DEFAULT_TRANSFORMER_EPOCHS}; the paper's is 20,3)",
     )
     ap.add_argument(
-        "--stage2-steps", type=int, default=100, help="transformer student, stage 2 (100)"
+        "--cond-steps",
+        type=int,
+        default=300,
+        help="da-cond: `adapt-mlm --label-column` steps from --mlm on the subset (300)",
     )
     ap.add_argument(
         "--batch-size", type=int, default=32, help="teacher and transformer student (32)"
@@ -130,9 +154,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=6,
         help="dev evaluations per student run, evenly spaced; the best is its score (6)",
     )
-    ap.add_argument("--checkpoint-every", type=int, default=100, help="steps (for resuming)")
+    ap.add_argument("--checkpoint-every", type=int, default=500, help="steps (for resuming)")
     ap.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    ap.add_argument("--threads", type=int, help="torch threads of every command")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of every command (1: on 2 shared cores one thread took 0.07-0.2x "
+        "the CPU time per step of two; 0 = torch's default)",
+    )
     ap.add_argument("--redo", action="store_true", help="rerun steps whose settings changed")
     args = ap.parse_args(argv)
     try:
@@ -147,7 +177,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.student_list = list(dict.fromkeys(_csv(args.students)))
     if not args.student_list:
         raise AblationError("--students: name at least one student")
-    for flag in ("n", "bilstm_epochs", "stage1_steps", "stage2_steps", "batch_size", "evals"):
+    args.transformer_epochs = _epochs("--transformer-epochs", args.transformer_epochs)
+    for flag in ("n", "bilstm_epochs", "cond_steps", "batch_size", "evals"):
         if getattr(args, flag) < 1:
             raise AblationError(f"--{flag.replace('_', '-')} must be at least 1")
     assets = shared_assets()

@@ -8,11 +8,20 @@ import json
 import math
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 from benchmarks.ablation import report, results
-from benchmarks.ablation.arms import BILSTM, DA_ARMS, EQUAL_EPOCHS, EQUAL_STEPS, NODA, OUTPUTS
+from benchmarks.ablation.arms import (
+    BILSTM,
+    COND,
+    DA_ARMS,
+    EQUAL_EPOCHS,
+    EQUAL_STEPS,
+    NODA,
+    OUTPUTS,
+)
 from benchmarks.ablation.data import read_teacher_logits, write_subset
 from benchmarks.ablation.steps import AblationError, Steps, digest
 from benchmarks.paths import shown
@@ -165,11 +174,36 @@ class Ablation:
     def augment_dir(self, arm: str, subset: dict[str, Any], seed: int) -> Path:
         return self.out / "augment" / f"{arm}-{subset['tag']}-s{seed}"
 
+    def cond_mlm(self, subset: dict[str, Any]) -> tuple[Path, str]:
+        """The da-cond arm's masked LM: `kdaug adapt-mlm --label-column` from --mlm on the
+        subset's texts and labels, --cond-steps steps, the teacher's seed; its dir and key."""
+        a = self.args
+        header = subset["file"].read_text(encoding="utf-8").split("\n", 1)[0].split("\t")
+        text = next((c for c in self.spec.text_a if c in header), None)
+        label = next((c for c in self.spec.label if c in header), None)
+        if self.spec.header is not None or text is None or label is None:
+            raise AblationError(f"da-cond: no text and label columns in {shown(subset['file'])}")
+        out = self.out / "mlm-cond" / subset["tag"]
+        settings = {"subset": subset["sha256"], "base": shown(a.mlm), "steps": a.cond_steps}
+        settings.update(seed=a.seed, text_column=text, label_column=label)
+
+        def body(_: bool) -> dict[str, Any]:
+            cmd: list[Any] = ["adapt-mlm", "--base", a.mlm, "--corpus", subset["file"], "-o", out]
+            cmd += ["--text-column", text, "--label-column", label, "--steps", a.cond_steps]
+            self.steps.kdaug(*cmd, "--seed", a.seed, *self.device)
+            return {"model": shown(out)}
+
+        self.steps.run(f"adapt-cond-{subset['tag']}", settings, out, body)
+        return out, digest(settings)
+
     def augment(self, arm: str, subset: dict[str, Any], seed: int) -> tuple[dict[str, Any], str]:
         a = self.args
-        mlm = DA_ARMS[arm]["mlm"] or a.mlm
+        mlm: Any = DA_ARMS[arm]["mlm"] or a.mlm
         mode = DA_ARMS[arm]["mode"]
-        settings = {"subset": subset["sha256"], "arm": arm, "mlm": shown(mlm), "mode": mode}
+        settings = {"subset": subset["sha256"], "arm": arm, "mode": mode}
+        if mlm == COND:
+            mlm, settings["mlm_key"] = self.cond_mlm(subset)
+        settings["mlm"] = shown(mlm)
         settings.update(n=a.n, p=a.p, seed=seed)
         name, out = augment_step(arm, subset, seed), self.augment_dir(arm, subset, seed)
 
@@ -213,14 +247,18 @@ class Ablation:
         return self.steps.run(name, settings, out, body, self._score_note)
 
     def transformer(
-        self, name: str, student: str, train: dict[str, Any], seed: int
+        self, name: str, student: str, train: dict[str, Any], seed: int, **stages: dict[str, Any]
     ) -> dict[str, Any]:
-        """`distill --stage both` at fixed steps per stage, the same for every arm."""
+        """`distill --stage both` on `train`; per stage (intermediate=, prediction=) its budget:
+        {"epochs": E} (equal epochs) or {"max_steps": N} (equal steps)."""
         a = self.args
         out = self.out / "students" / name
-        budget: dict[str, Any] = {"eval_every": max(1, a.stage2_steps // a.evals)}
-        for stage, n in (("intermediate", a.stage1_steps), ("prediction", a.stage2_steps)):
-            budget[stage] = {"batch_size": a.batch_size, "max_steps": n, "epochs": LARGE_EPOCHS}
+        per_epoch = math.ceil(train["rows"] / a.batch_size)  # batches, as kdaug counts them
+        last = stages["prediction"]
+        steps = last.get("max_steps") or math.ceil(last["epochs"] * per_epoch)
+        budget: dict[str, Any] = {"eval_every": max(1, steps // a.evals)}
+        for stage, b in stages.items():
+            budget[stage] = {"batch_size": a.batch_size, "epochs": LARGE_EPOCHS, **b}
         flags = [*self.task_flags, "--seed", str(seed)]
         settings = {
             **train["data"],
@@ -236,6 +274,9 @@ class Ablation:
             cmd += ["--train", train["file"], "--stage", "both", "-o", out, "--config", cfg]
             cmd += flags
             self.steps.kdaug(*cmd, *self.device, *(["--resume"] if resume else []))
+            # the teacher's stored stage-1 targets (fp16, a few hundred MB for an augmented
+            # set) serve a resume of stage 1 only
+            shutil.rmtree(out / "teacher_states", ignore_errors=True)
             return self._student_metrics(out)
 
         return self.steps.run(name, settings, out, body, self._score_note)
@@ -278,35 +319,62 @@ class Ablation:
         batch = BILSTM_STAGE["batch_size"]
         per_epoch = {arm: math.ceil(t["rows"] / batch) for arm, t in trains.items()}
         for student in a.student_list:
-            if student == BILSTM:
-                e = a.bilstm_epochs
-                done: dict[str, int] = {}
-                for arm in a.arm_list:
-                    name = f"bilstm-{arm}-epochs{e}-{tag}-s{seed}"
-                    every = max(1, e * per_epoch[arm] // a.evals)
-                    result = self.bilstm(name, trains[arm], seed, epochs=e, eval_every=every)
-                    budgets = [EQUAL_EPOCHS] if arm == NODA else [EQUAL_EPOCHS, EQUAL_STEPS]
-                    record(name, student, arm, budgets, result=result, batch_size=batch)
-                    done[arm] = result["stages"]["prediction"]["steps"]
-                if NODA in a.arm_list:
-                    for arm, steps in done.items():
-                        if arm == NODA:
-                            continue
-                        name = f"bilstm-noda-steps{steps}-{tag}-s{seed}"
-                        every = max(1, steps // a.evals)
-                        result = self.bilstm(
-                            name, trains[NODA], seed, max_steps=steps, eval_every=every
-                        )
-                        kind = {"batch_size": batch, "matched_to": arm}
-                        record(name, student, NODA, [EQUAL_STEPS], result=result, **kind)
-            else:
-                s = slug(student)
-                for arm in a.transformer_arm_list:
-                    name = f"{s}-{arm}-steps{a.stage1_steps}-{a.stage2_steps}-{tag}-s{seed}"
-                    result = self.transformer(name, student, trains[arm], seed)
-                    kind = {"batch_size": a.batch_size}
-                    record(name, student, arm, [EQUAL_STEPS], result=result, **kind)
+            if student != BILSTM:
+                self._transformer_runs(student, subset, seed, trains, record)
+                continue
+            e = a.bilstm_epochs
+            done: dict[str, int] = {}
+            for arm in a.arm_list:
+                name = f"bilstm-{arm}-epochs{e}-{tag}-s{seed}"
+                every = max(1, e * per_epoch[arm] // a.evals)
+                result = self.bilstm(name, trains[arm], seed, epochs=e, eval_every=every)
+                budgets = [EQUAL_EPOCHS] if arm == NODA else [EQUAL_EPOCHS, EQUAL_STEPS]
+                record(name, student, arm, budgets, result=result, batch_size=batch)
+                done[arm] = result["stages"]["prediction"]["steps"]
+            if NODA in a.arm_list:
+                for arm, steps in done.items():
+                    if arm == NODA:
+                        continue
+                    name = f"bilstm-noda-steps{steps}-{tag}-s{seed}"
+                    every = max(1, steps // a.evals)
+                    result = self.bilstm(
+                        name, trains[NODA], seed, max_steps=steps, eval_every=every
+                    )
+                    kind = {"batch_size": batch, "matched_to": arm}
+                    record(name, student, NODA, [EQUAL_STEPS], result=result, **kind)
         return runs
+
+    def _transformer_runs(
+        self,
+        student: str,
+        subset: dict[str, Any],
+        seed: int,
+        trains: dict[str, dict[str, Any]],
+        record: Any,
+    ) -> None:
+        """A transformer student's runs of one seed: every arm at equal epochs (--transformer-
+        epochs E1,E2 over its own train set), then per DA arm a noda run taking the steps of
+        each stage that arm took (equal steps)."""
+        a, tag, s = self.args, subset["tag"], slug(student)
+        e1, e2 = a.transformer_epochs
+        took: dict[str, dict[str, Any]] = {}
+        for arm in a.transformer_arm_list:
+            name = f"{s}-{arm}-epochs{e1:g}-{e2:g}-{tag}-s{seed}"
+            epochs = {"intermediate": {"epochs": e1}, "prediction": {"epochs": e2}}
+            result = self.transformer(name, student, trains[arm], seed, **epochs)
+            budgets = [EQUAL_EPOCHS] if arm == NODA else [EQUAL_EPOCHS, EQUAL_STEPS]
+            record(name, student, arm, budgets, result=result, batch_size=a.batch_size)
+            took[arm] = result["stages"]
+        if NODA in a.transformer_arm_list:
+            for arm, stages in took.items():
+                if arm == NODA:
+                    continue
+                n1, n2 = stages["intermediate"]["steps"], stages["prediction"]["steps"]
+                name = f"{s}-noda-steps{n1}-{n2}-{tag}-s{seed}"
+                steps = {"intermediate": {"max_steps": n1}, "prediction": {"max_steps": n2}}
+                result = self.transformer(name, student, trains[NODA], seed, **steps)
+                kind = {"batch_size": a.batch_size, "matched_to": arm}
+                record(name, student, NODA, [EQUAL_STEPS], result=result, **kind)
 
     # ---- the whole ------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:

@@ -239,12 +239,12 @@ def cut_notes(a: Any) -> list[str]:
     transformers = [s for s in a.student_list if s != BILSTM]
     for student in transformers:
         missing = [arm for arm in ARMS if arm not in a.transformer_arm_list]
+        e1, e2 = a.transformer_epochs
         notes.append(
             f"{student}: arms {', '.join(a.transformer_arm_list)} only"
             + (f" (not {', '.join(missing)})" if missing else "")
-            + f"; {EQUAL_STEPS} budget only ({a.stage1_steps} + {a.stage2_steps} steps, batch "
-            f"{a.batch_size}, the same for every arm; no {EQUAL_EPOCHS}); "
-            f"{len(a.seed_list)} seeds."
+            + f"; {EQUAL_EPOCHS} {e1:g} + {e2:g} epochs (the paper's 20 + 3 does not fit this "
+            f"machine), batch {a.batch_size}; {len(a.seed_list)} seeds."
         )
     if BILSTM in a.student_list:
         missing = [arm for arm in ARMS if arm not in a.arm_list]
@@ -302,20 +302,23 @@ def assemble(
         "budget": {
             "bilstm_epochs": a.bilstm_epochs,
             "bilstm_batch_size": bilstm_batch,
-            "transformer_stage1_steps": a.stage1_steps,
-            "transformer_stage2_steps": a.stage2_steps,
+            "transformer_epochs": {
+                "intermediate": a.transformer_epochs[0],
+                "prediction": a.transformer_epochs[1],
+            },
             "transformer_batch_size": a.batch_size,
             "max_length": a.max_length,
             "evals_per_run": a.evals,
             "score": "each run's best dev evaluation of the primary metric",
         },
         "budgets": {
-            EQUAL_EPOCHS: f"every BiLSTM trains for {a.bilstm_epochs} epochs over its own train set: "
-            "the noda student over the subset, a DA student over its augmented set",
-            EQUAL_STEPS: "the noda BiLSTM takes as many optimizer steps as the DA BiLSTM of the "
-            "same seed and arm took at equal epochs (matched_to names that arm); the DA runs are "
-            f"the same runs as at {EQUAL_EPOCHS}. Transformer students: {a.stage1_steps} + "
-            f"{a.stage2_steps} steps for every arm",
+            EQUAL_EPOCHS: f"every BiLSTM trains for {a.bilstm_epochs} epochs over its own train set, "
+            f"a transformer student {a.transformer_epochs[0]:g} epochs of stage 1 (intermediate "
+            f"layers) then {a.transformer_epochs[1]:g} of stage 2 (prediction): the noda student "
+            "over the subset, a DA student over its augmented set",
+            EQUAL_STEPS: "the noda student takes as many optimizer steps (per stage, for a "
+            "transformer) as the DA student of the same seed and arm took at equal epochs "
+            f"(matched_to names that arm); the DA runs are the same runs as at {EQUAL_EPOCHS}",
         },
         "students": a.student_list,
         "cut": cut_notes(a),
@@ -324,6 +327,8 @@ def assemble(
                 "da-vectors": "--mlm none (the vectors only)",
                 "da-exact": f"--mlm {shown(a.mlm)}, exact mode",
                 "da-fast": f"--mlm {shown(a.mlm)} --mode fast",
+                "da-cond": f"--mlm: {shown(a.mlm)} adapted label-conditionally on the subset "
+                f"(`adapt-mlm --label-column`, {a.cond_steps} steps), exact mode",
             },
             "n": a.n,
             "p": a.p,

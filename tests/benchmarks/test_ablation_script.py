@@ -31,6 +31,7 @@ SCORES = {
     "noda-steps": (0.62, 0.01),  # the equal-steps noDA runs
     "da-exact": (0.70, 0.01),  # a constant +10 over noda at equal epochs
     "da-fast": (0.63, 0.03),  # +5, +7, +9 (seeds 1, 2, 3)
+    "da-cond": (0.66, 0.01),
 }
 DA_VECTORS = {1: 0.61, 2: 0.60, 3: 0.64}  # +0, -2, +1 over noda: an interval holding 0
 
@@ -134,9 +135,16 @@ def _opt(argv: list[str], flag: str) -> str | None:
     return argv[argv.index(flag) + 1] if flag in argv else None
 
 
+def argv_config(argv: list[str]) -> dict[str, Any]:
+    """The prediction stage's budget in a transformer run's --config ({} without one)."""
+    config = _opt(argv, "--config")
+    return json.loads(Path(config).read_text())["prediction"] if config else {}
+
+
 def _arm_of(train: str) -> str:
     name = Path(train).name
-    return next((a for a in ("da-vectors", "da-exact", "da-fast") if name.startswith(a)), "noda")
+    arms = ("da-vectors", "da-exact", "da-fast", "da-cond")
+    return next((a for a in arms if name.startswith(a)), "noda")
 
 
 def fake_kdaug(log: list[list[str]], interrupt_at: int | None = None):
@@ -158,7 +166,10 @@ def fake_kdaug(log: list[list[str]], interrupt_at: int | None = None):
         if interrupt_at is not None and len(log) == interrupt_at:
             (out / "checkpoints").mkdir(parents=True)  # stopped after its first checkpoint
             raise KeyboardInterrupt
-        if argv[0] == "finetune-teacher":
+        if argv[0] == "adapt-mlm":
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.json").write_text("{}")
+        elif argv[0] == "finetune-teacher":
             out.mkdir(parents=True, exist_ok=True)
             cfg = json.loads(Path(_opt(argv, "--config")).read_text())
             steps = cfg["finetune"]["max_steps"]
@@ -216,9 +227,14 @@ def fake_kdaug(log: list[list[str]], interrupt_at: int | None = None):
                 stages = {"prediction": {"steps": steps, "seconds": 1.0}}
             else:
                 cfg = json.loads(Path(_opt(argv, "--config")).read_text())
-                stages = {s: {"steps": cfg[s]["max_steps"]} for s in ("intermediate", "prediction")}
+                stages = {}
+                for s in ("intermediate", "prediction"):
+                    per_epoch = math.ceil(rows / cfg[s]["batch_size"])
+                    n = math.ceil(cfg[s]["epochs"] * per_epoch)
+                    stages[s] = {"steps": min(n, cfg[s].get("max_steps") or n)}
             arm = _arm_of(train)
-            if arm == "noda" and "--max-steps" in argv:
+            matched = "--max-steps" in argv or "max_steps" in argv_config(argv)
+            if arm == "noda" and matched:
                 arm = "noda-steps"
             base, step = SCORES.get(arm, (0.0, 0.0))
             score = DA_VECTORS[seed] if arm == "da-vectors" else base + step * seed
@@ -240,7 +256,7 @@ def fake_kdaug(log: list[list[str]], interrupt_at: int | None = None):
 
 
 OPTIONS = (
-    "--task sst2 --mlm m --train-limit 100 --teacher-steps 3 --stage1-steps 4 --stage2-steps 2 "
+    "--task sst2 --mlm m --train-limit 100 --teacher-steps 3 --transformer-epochs 2,1 "
     "--batch-size 8 --n 2 --bilstm-epochs 2 --evals 2 --students bilstm,layers:1:tiny"
 )
 
@@ -267,7 +283,7 @@ def test_pipeline_runs_every_arm_seed_and_budget(
     distills = [a for a in log if a[0] == "distill"]
     bilstm = [a for a in distills if _opt(a, "--student") == "bilstm"]
     # per seed: noda + 3 DA arms at equal epochs, noda at 12 steps (vectors, exact) and 10 (fast)
-    assert len(bilstm) == 3 * 6 and len(distills) == 3 * 6 + 3 * 2
+    assert len(bilstm) == 3 * 6 and len(distills) == 3 * 6 + 3 * 3
     augments = [a for a in log if a[0] == "augment"]
     assert {(_opt(a, "--mlm"), _opt(a, "--mode")) for a in augments} == {
         ("none", "exact"),
@@ -296,6 +312,26 @@ def test_pipeline_runs_every_arm_seed_and_budget(
             assert _opt(a, "--eval-every") == str(int(_opt(a, "--max-steps")) // 2)
     epochs_noda = by(runs, student="bilstm", arm="noda", budgets=["equal-epochs"])
     assert [x["steps"] for x in epochs_noda] == [{"prediction": 4}] * 3  # 2 epochs of 2 batches
+    # the transformer student: 2 + 1 epochs over each arm's own rows (100 and 300, batch 8),
+    # and a noda run per seed taking the DA run's steps of each stage
+    tiny = [x for x in runs if x["student"] == "layers:1:tiny"]
+    for x in by(tiny, arm="noda", budgets=["equal-epochs"]):
+        assert x["steps"] == {"intermediate": 26, "prediction": 13}
+        assert x["epochs"] == {"intermediate": 2.0, "prediction": 1.0}
+    for x in by(tiny, arm="da-exact"):
+        assert x["budgets"] == ["equal-epochs", "equal-steps"]
+        assert x["steps"] == {"intermediate": 76, "prediction": 38}
+        matched = by(tiny, seed=x["seed"], matched_to="da-exact")
+        assert len(matched) == 1 and matched[0]["steps"] == x["steps"]
+        assert matched[0]["epochs"] == {"intermediate": 5.85, "prediction": 2.92}
+    configs = {
+        _opt(a, "-o").split("/")[-1]: json.loads(Path(_opt(a, "--config")).read_text())
+        for a in distills
+        if _opt(a, "--config")
+    }
+    noda_s1 = configs["layers-1-tiny-noda-steps76-38-n100-s1"]
+    assert noda_s1["intermediate"]["max_steps"] == 76 and noda_s1["eval_every"] == 19
+    assert configs["layers-1-tiny-da-exact-epochs2-1-n100-s1"]["prediction"]["epochs"] == 1
 
     # arms: per student, budget and arm, per-seed scores in points, mean and std
     arms = r["arms"]
@@ -309,7 +345,10 @@ def test_pipeline_runs_every_arm_seed_and_budget(
     assert len(by(arms, student="bilstm", budget="equal-epochs")) == 4
     assert len(by(arms, student="bilstm", budget="equal-steps")) == 6  # 3 DA + 3 matched noda
     assert {e["arm"] for e in by(arms, student="layers:1:tiny")} == {"noda", "da-exact"}
-    assert {e["budget"] for e in by(arms, student="layers:1:tiny")} == {"equal-steps"}
+    assert {e["budget"] for e in by(arms, student="layers:1:tiny")} == {
+        "equal-epochs",
+        "equal-steps",
+    }
 
     # deltas: DA - noda paired by seed, 95% t interval
     deltas = r["deltas"]
@@ -325,8 +364,10 @@ def test_pipeline_runs_every_arm_seed_and_budget(
     assert vectors["ci_low"] < 0 < vectors["ci_high"] and vectors["excludes_zero"] is False
     steps_exact = by(deltas, student="bilstm", arm="da-exact", budget="equal-steps")[0]
     assert steps_exact["mean"] == pytest.approx(8.0)  # against the equal-steps noda runs
-    assert by(deltas, student="layers:1:tiny", arm="da-exact")[0]["budget"] == "equal-steps"
-    assert len(deltas) == 3 + 3 + 1
+    tiny = by(deltas, student="layers:1:tiny", arm="da-exact")
+    assert [d["budget"] for d in tiny] == ["equal-epochs", "equal-steps"]
+    assert tiny[0]["mean"] == pytest.approx(10.0) and tiny[1]["mean"] == pytest.approx(8.0)
+    assert len(deltas) == 3 + 3 + 2
 
     # the teacher's agreement with the inherited labels: originals and variants apart
     agreement = {(g["arm"], g["size"]): g for g in r["label_agreement"]}
@@ -338,7 +379,7 @@ def test_pipeline_runs_every_arm_seed_and_budget(
     assert r["teacher"]["score"] == 90.0 and r["teacher"]["steps"] == 3
     assert r["bilstm"]["fraction_of_teacher"] == pytest.approx(72.0 / 90.0, abs=1e-4)
     assert r["bilstm"]["speedup"] == 25.0 and r["bilstm"]["arm"] == "da-exact"
-    assert any("layers:1:tiny" in c and "equal-steps budget only" in c for c in r["cut"])
+    assert any("layers:1:tiny" in c and "equal-epochs 2 + 1 epochs" in c for c in r["cut"])
     assert r["steps"]["teacher"]["seconds"] >= 0 and "augment-da-exact-n100-s1" in r["steps"]
     assert r["machine"]["cores"] >= 1 and r["machine"]["torch"]
     assert (out / "ablation.png").stat().st_size > 1000
@@ -350,6 +391,40 @@ def test_pipeline_runs_every_arm_seed_and_budget(
     )
     assert "noda (steps of da-fast)" in table and "the interval does not exclude 0" in table
     assert "Cut: layers:1:tiny" in table and (out / "table.md").read_text().strip() in table
+
+
+def test_label_conditional_arm_adapts_the_mlm_once_and_reruns_skip(
+    task_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """da-cond: `adapt-mlm --label-column` on the subset once, its model augments every seed;
+    the transformer arms at equal epochs and steps; a rerun runs nothing (each arm and seed is
+    a finished step)."""
+    log: list[list[str]] = []
+    monkeypatch.setattr(Steps, "kdaug", fake_kdaug(log))
+    out = tmp_path / "out"
+    options = OPTIONS.replace("bilstm,layers:1:tiny", "layers:1:tiny") + " --seeds 1,2"
+    options += " --arms noda --transformer-arms noda,da-vectors,da-exact,da-cond --cond-steps 7"
+    assert cli.main(run_argv(task_dir, out, options)) == 0
+    adapts = [a for a in log if a[0] == "adapt-mlm"]
+    assert len(adapts) == 1
+    a = adapts[0]
+    assert _opt(a, "--base") == "m" and _opt(a, "--steps") == "7" and _opt(a, "--seed") == "42"
+    assert _opt(a, "--label-column") == "label" and _opt(a, "--text-column") == "sentence"
+    assert _opt(a, "--corpus") == str(out / "data" / "train.tsv")
+    cond = [x for x in log if x[0] == "augment" and "da-cond" in _opt(x, "-o")]
+    assert [_opt(x, "--seed") for x in cond] == ["1", "2"]
+    assert {_opt(x, "--mlm") for x in cond} == {_opt(a, "-o")}
+    r = json.loads((out / "results.json").read_text())
+    deltas = {(d["arm"], d["budget"]) for d in r["deltas"]}
+    assert deltas == {
+        (arm, b)
+        for arm in ("da-vectors", "da-exact", "da-cond")
+        for b in ("equal-epochs", "equal-steps")
+    }
+    assert "adapt-mlm --label-column" in r["augment"]["arms"]["da-cond"]
+    n = len(log)
+    assert cli.main(run_argv(task_dir, out, options)) == 0
+    assert len(log) == n  # every arm and seed was kept and skipped
 
 
 def test_rerun_skips_everything_and_changes_are_refused(
@@ -524,7 +599,7 @@ def test_real_run_with_tiny_models(task_dir: Path, tmp_path: Path, tiny_mlm_dir:
     logits, the BiLSTM at both budgets and a 1-layer transformer student from the tiny MLM."""
     out = tmp_path / "out"
     options = "--task sst2 --train-limit 40 --seeds 1,2 --n 2 --bilstm-epochs 1 --evals 1 "
-    options += "--teacher-steps 2 --stage1-steps 2 --stage2-steps 2 --batch-size 8 "
+    options += "--teacher-steps 2 --transformer-epochs 1,1 --batch-size 8 "
     options += f"--max-length 32 --threads 1 --device cpu --students bilstm,layers:2:{tiny_mlm_dir}"
     cmd = [
         sys.executable,
@@ -542,6 +617,7 @@ def test_real_run_with_tiny_models(task_dir: Path, tmp_path: Path, tiny_mlm_dir:
     assert {(a["student"].split(":")[0], a["budget"]) for a in r["arms"]} == {
         ("bilstm", "equal-epochs"),
         ("bilstm", "equal-steps"),
+        ("layers", "equal-epochs"),
         ("layers", "equal-steps"),
     }
     for a in r["arms"]:
