@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kdaug.settings import Device, read_settings, validated
 
 POS_TAGS = ("NOUN", "VERB", "ADJ", "ADV", "PROPN", "NUM", "ADP", "PRON", "DET", "AUX", "INTJ")
+Source = Literal["mlm", "vectors", "wordnet"]
+SOURCES: tuple[str, ...] = get_args(Source)
+# The settings one call may set per record (SampleParams); AugmentConfig declares them, with
+# their bounds, defaults and descriptions, for every place that takes them: SampleParams, the
+# service's request (service.schemas) and the CLI flags (kdaug.cli.augment).
+SAMPLE_PARAMS = ("n", "p", "seed", "fields", "include_original", "sources")
 
 
 class AugmentConfig(BaseModel):
@@ -33,7 +39,7 @@ class AugmentConfig(BaseModel):
         description="universal POS tags of eligible words",
     )
     top_k: int = Field(15, ge=1, le=200, description="candidates kept per word")
-    sources: list[Literal["mlm", "vectors", "wordnet"]] = Field(
+    sources: list[Source] = Field(
         default_factory=lambda: ["mlm", "vectors"],
         description="candidate sources; 'wordnet' adds WordNet synonyms for words left without any",
     )
@@ -47,7 +53,8 @@ class AugmentConfig(BaseModel):
     # models
     tagger: str = Field("en_core_web_sm", description="spaCy pipeline name or path")
     mlm: str = Field(
-        "bert-base-uncased", description="masked-LM name or path, 'default', or 'none'"
+        "bert-base-uncased",
+        description="masked-LM name or path, 'default' (kdaug adapt-mlm --default) or 'none'",
     )
     mlm_context: Literal["masked", "with_original"] = Field(
         "masked",
@@ -109,7 +116,7 @@ class AugmentConfig(BaseModel):
     @classmethod
     def _some_source(cls, sources: list[str]) -> list[str]:
         if not sources:
-            raise ValueError("sources must name at least one of mlm, vectors, wordnet")
+            raise ValueError(f"sources must name at least one of {', '.join(SOURCES)}")
         return list(dict.fromkeys(sources))
 
     @property
@@ -143,8 +150,21 @@ class AugmentConfig(BaseModel):
         return d
 
 
+def declared(name: str) -> Any:
+    """The type of setting `name` with its bounds (e.g. 1 <= n <= 1000) as AugmentConfig declares
+    it, to take the same parameter elsewhere without restating it."""
+    field = AugmentConfig.model_fields[name]
+    return Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+
+
+def default(name: str) -> Any:
+    """AugmentConfig's default for setting `name`."""
+    return AugmentConfig.model_fields[name].get_default(call_default_factory=True)
+
+
 class SampleParams(BaseModel):
     """Per-call sampling settings; `Augmenter.augment` takes one for all records or one per record.
+    Their types, bounds and defaults are AugmentConfig's (see SAMPLE_PARAMS).
 
     Candidate generation does not depend on them (except `sources`), so records with different
     parameters can share one batched masked-LM pass (the service's micro-batcher relies on this).
@@ -152,22 +172,16 @@ class SampleParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    n: int = Field(20, ge=1, le=1000)
-    p: float = Field(0.4, gt=0.0, le=1.0)
-    seed: int = 0
-    fields: Literal["a", "b", "both"] = "both"
-    include_original: bool = True
-    sources: tuple[Literal["mlm", "vectors", "wordnet"], ...] = ("mlm", "vectors")
+    n: declared("n") = default("n")
+    p: declared("p") = default("p")
+    seed: declared("seed") = default("seed")
+    fields: declared("fields") = default("fields")
+    include_original: declared("include_original") = default("include_original")
+    sources: tuple[Source, ...] = tuple(default("sources"))
 
     @classmethod
     def from_config(cls, cfg: AugmentConfig, **overrides: Any) -> SampleParams:
-        base = {
-            "n": cfg.n,
-            "p": cfg.p,
-            "seed": cfg.seed,
-            "fields": cfg.fields,
-            "include_original": cfg.include_original,
-            "sources": tuple(cfg.sources),
-        }
+        base = {name: getattr(cfg, name) for name in SAMPLE_PARAMS}
+        base["sources"] = tuple(cfg.sources)
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)

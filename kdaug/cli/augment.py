@@ -3,57 +3,53 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
-from kdaug.machine import DEVICE_HELP
 from kdaug.terminal import use_color
 
 SAMPLE_N = 5  # variants `kdaug sample` prints unless --n says otherwise
-# Flags that map one-to-one onto AugmentConfig fields; each help ends with the config's default.
-CONFIG_FLAGS: dict[str, dict[str, Any]] = {
-    "n": {"type": int, "help": "variants per record"},
-    "p": {"type": float, "help": "replacement probability per eligible word"},
-    "seed": {"type": int, "help": "global seed"},
-    "top_k": {"type": int, "help": "candidates per word"},
-    "mlm": {"help": "masked-LM name or path, 'default' (kdaug adapt-mlm --default) or 'none'"},
-    "mlm_context": {"choices": ["masked", "with_original"], "help": "masked-LM input"},
-    "mode": {
-        "choices": ["exact", "fast"],
-        "help": "exact: one masked copy per word (the paper); fast: several words per copy, "
-        "int8 MLM on CPU",
-    },
-    "mlm_quantize": {"choices": ["auto", "off", "int8"], "help": "int8 MLM (auto: fast mode, CPU)"},
-    "vectors": {"help": "'glove-6b-50d' (packaged), a GloVe/word2vec/KeyedVectors file, 'none'"},
-    "vectors_limit": {"type": int, "help": "search the N most frequent words"},
-    "tagger": {"help": "spaCy pipeline name or path"},
-    "pos_filter": {"choices": ["hybrid", "lexicon", "retag", "none"], "help": "POS agreement"},
-    "fields": {"choices": ["a", "b", "both"], "help": "fields of pairs to augment"},
-    "batch_size": {"type": int, "help": "records per augmenter batch"},
-    "device": {"help": DEVICE_HELP},
-}
+# Settings of AugmentConfig that are flags too (--top-k for top_k): each flag's type, choices and
+# help come from the config's declaration of the setting, and its help ends with the default.
+CONFIG_FLAGS = (
+    "n", "p", "seed", "top_k", "mlm", "mlm_context", "mode", "mlm_quantize", "vectors",
+    "vectors_limit", "tagger", "pos_filter", "fields", "sources", "batch_size", "device",
+)  # fmt: skip
+
+
+def comma_list(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 def config_default(name: str) -> str:
     """A setting's default as a flag would spell it (lists comma-separated)."""
+    from augment.config import default
+
+    value = default(name)
+    return ",".join(value) if isinstance(value, list) else str(value)
+
+
+def flag_options(name: str) -> dict[str, Any]:
+    """argparse options of the flag of setting `name`, as AugmentConfig declares the setting."""
     from augment.config import AugmentConfig
 
-    value = AugmentConfig.model_fields[name].get_default(call_default_factory=True)
-    return ",".join(value) if isinstance(value, list) else str(value)
+    field = AugmentConfig.model_fields[name]
+    kind, about = field.annotation, field.description or ""
+    if get_origin(kind) is Literal:
+        return {"choices": list(get_args(kind)), "help": about}
+    if get_origin(kind) is list:  # of choices, e.g. sources
+        among = ",".join(get_args(get_args(kind)[0]))
+        return {"type": comma_list, "metavar": "A,B", "help": f"{about}; comma-separated: {among}"}
+    return {"type": kind, "help": about} if kind in (int, float) else {"help": about}
 
 
 def add_config_flags(p: argparse.ArgumentParser, defaults: dict[str, str] | None = None) -> None:
     """The config flags; `defaults` names the ones whose default this command changes."""
     p.add_argument("--config", metavar="FILE.yaml", help="settings file; flags override it")
-    for name, kw in CONFIG_FLAGS.items():
+    for name in CONFIG_FLAGS:
+        kw = flag_options(name)
         shown = (defaults or {}).get(name) or config_default(name)
-        kw = {**kw, "help": f"{kw['help']} (default {shown})"}
+        kw["help"] = f"{kw['help']} (default {shown})".replace("%", "%%")
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kw)
-    p.add_argument(
-        "--sources",
-        default=None,
-        help="comma-separated candidate sources among mlm,vectors,wordnet "
-        f"(default {config_default('sources')})",
-    )
 
 
 def workers_arg(text: str) -> int | str:
@@ -73,8 +69,6 @@ def config_from_args(args: argparse.Namespace, **extra: Any):
     from augment.config import AugmentConfig
 
     overrides = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
-    if args.sources:
-        overrides["sources"] = [s.strip() for s in args.sources.split(",") if s.strip()]
     overrides.update({k: v for k, v in extra.items() if v is not None})
     if args.config:
         return AugmentConfig.from_yaml(args.config, **overrides)

@@ -118,12 +118,32 @@ def test_flag_help_states_the_config_defaults():
     for name in CONFIG_FLAGS:
         default = AugmentConfig.model_fields[name].get_default(call_default_factory=True)
         (shown,) = re.findall(r"\(default ([^)]*)\)", actions[name].help)
-        assert shown == str(default), name
+        assert shown == (",".join(default) if isinstance(default, list) else str(default)), name
     assert "(default 256)" in actions["batch_size"].help
     assert AugmentConfig().batch_size == 256
     assert "(default mlm,vectors)" in actions["sources"].help
     sample = {a.dest: a for a in _subcommand("sample")._actions}
     assert "(default 5)" in sample["n"].help  # what `kdaug sample` prints
+
+
+def test_config_flags_are_taken_as_the_config_declares_them():
+    """Each flag's help, type and choices are AugmentConfig's declaration of its setting."""
+    from typing import get_args
+
+    from augment.config import AugmentConfig
+    from kdaug.cli.augment import CONFIG_FLAGS
+
+    actions = {a.dest: a for a in _subcommand("augment")._actions}
+    for name in CONFIG_FLAGS:
+        field = AugmentConfig.model_fields[name]
+        assert actions[name].help.startswith(field.description), name
+        if field.annotation in (int, float):
+            assert actions[name].type is field.annotation, name
+        choices = get_args(field.annotation)
+        if choices and isinstance(choices[0], str):
+            assert actions[name].choices == list(choices), name
+    assert actions["sources"].type("vectors, wordnet") == ["vectors", "wordnet"]
+    assert "comma-separated: mlm,vectors,wordnet" in actions["sources"].help
 
 
 def test_workers_takes_auto_or_a_positive_number(capsys):

@@ -179,3 +179,17 @@ def test_cli_config_errors_are_one_line(tmp_path, capsys, command):
         assert main([*argv, "--config", str(bad)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "top_k:" in err and "integer" in err, err
+
+
+def test_sample_params_are_declared_by_the_config():
+    """SampleParams takes each sampling parameter with AugmentConfig's type, bounds and default."""
+    from augment.config import SAMPLE_PARAMS, SampleParams
+
+    for name in SAMPLE_PARAMS:
+        mine, config = SampleParams.model_fields[name], AugmentConfig.model_fields[name]
+        assert mine.metadata == config.metadata, name
+        default = config.get_default(call_default_factory=True)
+        assert mine.get_default() == (tuple(default) if isinstance(default, list) else default)
+    assert set(SampleParams.model_fields) == set(SAMPLE_PARAMS)
+    with pytest.raises(ValueError, match="less than or equal to 1000"):
+        SampleParams(n=1001)
