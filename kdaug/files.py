@@ -16,7 +16,7 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 
 def fsync_dir(path: Path) -> None:
@@ -63,12 +63,37 @@ def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = True, **d
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=sort_keys, **dumps) + "\n")
 
 
+CHUNK = 1 << 20  # bytes read at a time when a file is hashed
+
+
+class Digest(Protocol):
+    """A hashlib object (what `hash_file` feeds)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+
+D = TypeVar("D", bound=Digest)
+
+
+def file_chunks(f: BinaryIO) -> Iterator[bytes]:
+    """The rest of the open binary file `f`, CHUNK bytes at a time: a file of any size read in
+    constant memory."""
+    while chunk := f.read(CHUNK):
+        yield chunk
+
+
+def hash_file(digest: D, f: BinaryIO) -> D:
+    """`digest` fed the rest of the open binary file `f` (streamed), for hashes over several
+    files or over names and bytes; returned."""
+    for chunk in file_chunks(f):
+        digest.update(chunk)
+    return digest
+
+
 def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
+    """The sha256 (hex) of a file's bytes, streamed."""
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hash_file(hashlib.sha256(), f).hexdigest()
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kdaug.errors import KdaugError
-from kdaug.files import is_temp_name, write_text_atomic
+from kdaug.files import hash_file, is_temp_name, write_text_atomic
 
 LAYOUT_FORMAT = "kdaug-shards/1"
 MANIFEST_NAME = "manifest.json"
@@ -381,12 +381,10 @@ def sha256_matches(path: Path, sha: str | None) -> tuple[bool, os.stat_result | 
     """Whether `path` is a readable regular file whose sha256 is `sha` (and its stat)."""
     import hashlib
 
-    digest = hashlib.sha256()
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
+            digest = hash_file(hashlib.sha256(), f)
     except OSError:
         return False, None
     return digest.hexdigest() == sha, st

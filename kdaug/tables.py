@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from kdaug.errors import InputError, one_line
+from kdaug.files import file_chunks
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "hf")
 FILE_FORMATS = ("csv", "tsv", "jsonl", "parquet")
@@ -624,7 +625,7 @@ def describe_input(
         if path.is_dir():
             digest.update(str(f.relative_to(path)).encode() + b"\0")
         with _open(f) as fh:
-            while chunk := fh.read(1 << 20):
+            for chunk in file_chunks(fh):
                 digest.update(chunk)
                 size += len(chunk)
                 newlines += chunk.count(b"\n")

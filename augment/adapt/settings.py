@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kdaug.errors import UsageError
+from kdaug.files import hash_file
 from kdaug.settings import device_name
 
 # Hyperparameters that change the trained weights; a checkpoint resumes only when they match.
@@ -113,6 +114,5 @@ def model_fingerprint(path_or_name: str) -> str:
         if f.is_file() and f.suffix in {".json", ".txt", ".safetensors", ".bin"}:
             h.update(f.name.encode())
             with f.open("rb") as fh:
-                for chunk in iter(lambda fh=fh: fh.read(1 << 22), b""):
-                    h.update(chunk)
+                hash_file(h, fh)
     return h.hexdigest()[:16]

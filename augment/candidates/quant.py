@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from kdaug.files import write_text_atomic
+from kdaug.files import hash_file, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +149,7 @@ def files_fingerprint(directory: str | Path) -> str:
     for f in files:
         digest.update(f.name.encode() + b"\0")
         with f.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
+            hash_file(digest, fh)
     with _lock:
         _fingerprints[memo] = digest.hexdigest()
     return digest.hexdigest()

@@ -147,6 +147,22 @@ def test_a_marker_under_its_own_key_and_unreadable_markers(tmp_path: Path) -> No
         assert marker_settings(path, key="inputs_fingerprint") is None
 
 
+def test_a_file_is_hashed_in_chunks_the_same_as_whole(tmp_path: Path) -> None:
+    """sha256_file and hash_file (a digest fed names and files, as model fingerprints do) give
+    the hashes of the bytes read whole, across several CHUNK-sized reads."""
+    import hashlib
+
+    data = bytes(range(256)) * (2 * files.CHUNK // 256 + 1)
+    path = tmp_path / "weights.bin"
+    path.write_bytes(data)
+    assert len(data) > 2 * files.CHUNK
+    assert files.sha256_file(path) == hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(b"weights.bin\0")
+    with open(path, "rb") as f:
+        assert files.hash_file(digest, f) is digest
+    assert digest.hexdigest() == hashlib.sha256(b"weights.bin\0" + data).hexdigest()
+
+
 # ---- a checkpoint killed while it is written ------------------------------------------------------
 # Saves checkpoint 1, then checkpoint 2 with an object whose pickling (inside torch.save, the
 # state file's temporary copy open) says "writing" on stdout and blocks until the process is killed.
