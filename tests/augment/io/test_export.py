@@ -1,84 +1,22 @@
-"""`kdaug export` and `kdaug inspect` on damaged builds and unsafe output paths: each refusal is
-one line on stderr (exit 2), and export leaves nothing behind but the file it was asked for."""
+"""`kdaug export` (augment.io.export) on intact and damaged builds and unsafe output paths: each
+refusal is one line on stderr, and export leaves nothing behind but the file it was asked for."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from augment.build.build import build
-from augment.build.executors import SerialExecutor
-from augment.build.spec import BuildSpec
-from augment.io.readers import columns_for
-from kdaug.cli import main
-
-ROWS = 12
-SHARD_SIZE = 5  # three shards: 5 + 5 + 2 rows
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, augmenter) -> Path:
-    """A complete three-shard SST-2 build (never modified: tests copy it first)."""
-    tmp = tmp_path_factory.mktemp("export")
-    src = tmp / "train.tsv"
-    lines = ["sentence\tlabel"] + [
-        f"the film number {i} was a delightful story\t{i % 2}" for i in range(ROWS)
-    ]
-    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out = tmp / "out"
-    spec = BuildSpec(
-        input=str(src),
-        output=out,
-        config=augmenter.config,
-        columns=columns_for("sst2"),
-        task="sst2",
-        shard_size=SHARD_SIZE,
-    )
-    build(spec, executor=SerialExecutor(spec.config, augmenter))
-    return out
-
-
-@pytest.fixture
-def build_copy(tmp_path: Path, built: Path) -> Path:
-    out = tmp_path / "build"
-    shutil.copytree(built, out)
-    return out
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code: int, err: str, *needles: str, status: int = 1) -> None:
-    """One `kdaug: error:` line naming `needles`; exit status 1 (2: a wrong command line)."""
-    assert code == status, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("kdaug: error: "), err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    assert "Traceback" not in err
-
-
-def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.rglob("*") if p.name.endswith(".tmp"))
-
-
-def tree(directory: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()
-    }
-
-
-def shard(out: Path, i: int) -> Path:
-    return out / "data" / f"part-{i:05d}.parquet"
-
+from tests.augment.io.support import (
+    assert_one_line_error,
+    leftovers,
+    run_cli,
+    shard,
+    tree,
+)
 
 # --- export verifies the shards -------------------------------------------------------------
 
@@ -246,74 +184,31 @@ def test_export_task_none_selects_the_generic_layout(tmp_path, built, capsys):
     assert header == "id\tvariant\ttext_a\tlabel\treplacements"
 
 
-# --- a damaged manifest.json ----------------------------------------------------------------
-
-DAMAGED = {
-    "empty": b"",
-    "truncated": None,  # the first half of the real manifest
-    "list": b"[]",
-    "null": b"null",
-    "not utf-8": b'{"complete": true, "x": "\xff"}',
-    "no shards": b'{"format": "kdaug-shards/1", "complete": true}',
-    "shards not a mapping": None,
-}
+# --- the Python API under the CLI ----------------------------------------------------------
 
 
-def damage(out: Path, kind: str) -> None:
-    mf = out / "manifest.json"
-    raw = mf.read_bytes()
-    if kind == "truncated":
-        data = raw[: len(raw) // 2]
-    elif kind == "shards not a mapping":
-        m = json.loads(raw)
-        m["shards"] = ["part-00000"]
-        data = json.dumps(m).encode()
-    else:
-        data = DAMAGED[kind]
-    mf.write_bytes(data)
+def test_export_build_takes_typed_options_and_writes_what_the_cli_writes(tmp_path, built, capsys):
+    from augment.io.export import ExportOptions, export_build
 
-
-@pytest.mark.parametrize("kind", list(DAMAGED))
-@pytest.mark.parametrize("command", ["export", "inspect"])
-def test_damaged_manifest_is_a_one_line_error(tmp_path, build_copy, capsys, kind, command):
-    damage(build_copy, kind)
-    argv = [command, str(build_copy)]
-    if command == "export":
-        argv += ["-o", str(tmp_path / "x.tsv")]
-    code, _, err = run_cli(capsys, *argv)
-    assert_one_line_error(code, err, "manifest.json")
-    assert not (tmp_path / "x.tsv").exists()
-
-
-def test_outdir_that_does_not_exist_or_is_a_file(tmp_path, built, capsys):
-    for outdir in (tmp_path / "nope", built / "stats.json"):
-        code, _, err = run_cli(capsys, "inspect", str(outdir))
-        assert_one_line_error(code, err, str(outdir))
-
-
-# --- inspect --------------------------------------------------------------------------------
-
-
-def test_inspect_with_a_missing_shard_is_a_one_line_error_naming_it(build_copy, capsys):
-    for i in range(3):
-        shard(build_copy, i).unlink()
-    code, _, err = run_cli(capsys, "inspect", str(build_copy), "--samples", "2")
-    assert_one_line_error(code, err, "missing")
-
-
-def test_inspect_with_a_corrupt_shard_is_a_one_line_error(build_copy, capsys):
-    for i in range(3):
-        path = shard(build_copy, i)
-        path.write_bytes(b"PAR1 this is not a parquet file PAR1")
-    code, _, err = run_cli(capsys, "inspect", str(build_copy), "--samples", "2")
-    assert_one_line_error(code, err, "part-0000")
-
-
-def test_inspect_reports_an_intact_build(built, capsys):
-    code, out, err = run_cli(capsys, "inspect", str(built), "--samples", "2")
+    library, command = tmp_path / "library.jsonl", tmp_path / "command.jsonl"
+    result = export_build(built, ExportOptions(output=str(library)))
+    code, out, err = run_cli(capsys, "export", str(built), "-o", str(command))
     assert code == 0, err
-    assert f"complete; 3 shards of {SHARD_SIZE} rows" in out
-    assert f"{ROWS} in = {ROWS} records + 0 rejected" in out
+    assert library.read_bytes() == command.read_bytes()
+    rows = pq.read_table(sorted((built / "data").glob("*.parquet"))).num_rows
+    assert (result.rows, result.layout, result.format) == (rows, "generic", "jsonl")
+    assert out.strip() == result.summary().replace(str(library), str(command))
+
+
+def test_teacher_labels_without_a_logits_cache_are_a_usage_error(tmp_path, built):
+    from augment.io.export import ExportOptions, export_build
+    from kdaug.errors import UsageError
+
+    target = tmp_path / "x.tsv"
+    options = ExportOptions(output=str(target), labels="teacher", teacher=str(tmp_path))
+    with pytest.raises(UsageError, match="cached logits"):
+        export_build(built, options)
+    assert not target.exists() and leftovers(tmp_path) == []
 
 
 SIGTERM_SCRIPT = """
