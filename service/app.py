@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
@@ -18,7 +18,6 @@ from service.deps import attach_state
 from service.docs import add_docs, asset_paths
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.routes import build_router
-from service.schemas import request_schemas
 from service.settings import ServiceSettings
 from service.state import ServiceState
 
@@ -45,22 +44,6 @@ async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
     """Any error the routes did not answer: the same error body as the others (the traceback
     goes to the log)."""
     return JSONResponse({"detail": "internal error; the reason is in the server log"}, 500)
-
-
-def openapi_with_request_schemas(app: FastAPI, settings: ServiceSettings) -> Callable[[], dict]:
-    """app.openapi, adding the request body's schemas (with this app's limits) to the
-    document: the route reads and validates its body itself, so FastAPI does not know them."""
-    base = app.openapi
-
-    def openapi() -> dict:
-        if app.openapi_schema is None:
-            doc = base()
-            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-            schemas.update(request_schemas(settings, "#/components/schemas/{model}"))
-            doc["components"]["schemas"] = dict(sorted(schemas.items()))
-        return app.openapi_schema
-
-    return openapi
 
 
 def create_app(
@@ -91,9 +74,8 @@ def create_app(
         redoc_url=None,
     )
     attach_state(app, state)
-    router = build_router(api_keys=bool(settings.api_keys))
+    router = build_router(state)
     app.include_router(router)
-    app.openapi = openapi_with_request_schemas(app, settings)  # type: ignore[method-assign]
     add_docs(app, "/docs", "/redoc")
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)

@@ -1,20 +1,21 @@
 """HTTP routes: POST /augment, GET /healthz, /readyz, /metrics."""
 
-from __future__ import annotations
+# Without `from __future__ import annotations`: the body type of POST /augment is made per app
+# (it carries the app's limits), and FastAPI reads a route's annotations as objects.
 
 import asyncio
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from service.batching import QueueFullError, ShuttingDownError
 from service.deps import Authorized, JsonBody, State
-from service.schemas import AugmentResponse, ErrorResponse, ServiceStatus
+from service.schemas import AugmentResponse, ErrorResponse, ServiceStatus, request_body
 from service.state import ServiceState
 
 
@@ -22,12 +23,30 @@ def unavailable(detail: str, retry_after: int) -> HTTPException:
     return HTTPException(503, detail=detail, headers={"Retry-After": str(retry_after)})
 
 
-def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    """pydantic errors as {loc, msg, type}, located in the body; inputs are not echoed."""
-    return [
-        {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-        for e in exc.errors(include_url=False, include_input=False, include_context=False)
-    ]
+class RawJsonRequest(Request):
+    """A request whose JSON body reaches the body's model as bytes, for pydantic's parser
+    (`schemas.request_body`), and whose client leaving before the body is in ends it as 499."""
+
+    async def json(self) -> Any:
+        return await self.body()
+
+    async def body(self) -> bytes:
+        try:
+            return await super().body()
+        except ClientDisconnect:  # nobody to answer; 499 is what the metrics record
+            raise HTTPException(499, detail="the client closed the connection") from None
+
+
+class RawJsonRoute(APIRoute):
+    """A route that hands its handler a RawJsonRequest (FastAPI's custom request classes)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def raw_json(request: Request) -> Response:
+            return await handler(RawJsonRequest(request.scope, request.receive))
+
+        return raw_json
 
 
 def check_budget(state: ServiceState, work: int, size: int) -> None:
@@ -54,23 +73,6 @@ def check_budget(state: ServiceState, work: int, size: int) -> None:
             state.metrics.rejected.labels(reason).inc()
             detail = what.format(value, limit) + ": send fewer or shorter texts, or a smaller n"
             raise HTTPException(413, detail=detail)
-
-
-def check_sources_loaded(state: ServiceState, sources: tuple[str, ...]) -> None:
-    """422 when none of the requested candidate sources is loaded in this service: the answer
-    would hold the originals only, which looks like success."""
-    loaded = state.augmenter.loaded_sources if state.augmenter is not None else ()
-    if sources and not set(sources) & set(loaded):
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ["body", "sources"],
-                    "msg": f"sources {list(sources)} are not loaded in this service "
-                    f"(loaded: {', '.join(loaded) or 'none'})",
-                    "type": "value_error",
-                }
-            ]
-        )
 
 
 async def _disconnected(request: Request) -> None:
@@ -117,15 +119,10 @@ EXAMPLES = {
         },
     },
 }
-REQUEST_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {"$ref": "#/components/schemas/AugmentRequest"},
-            "examples": EXAMPLES,
-        }
-    },
-}
+LIMITS = """Limits of this server: at most {max_items} texts or pairs of at most {max_text_chars}
+characters each (KDAUG_MAX_ITEMS, KDAUG_MAX_TEXT_CHARS) and n at most {max_n} (KDAUG_MAX_N), else
+422 naming the field; an estimated model work over {max_request_work} (KDAUG_MAX_REQUEST_WORK) or
+response over {max_response_bytes} bytes (KDAUG_MAX_RESPONSE_BYTES): 413."""
 
 
 def error(description: str) -> dict[str, Any]:
@@ -140,14 +137,15 @@ def json_error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ref}}}
 
 
-def build_router(api_keys: bool) -> APIRouter:
-    """The routes of one app; bearer auth is part of them (and of the OpenAPI document) only
-    when `api_keys` are configured."""
-    router = APIRouter()
-    auth = [Authorized] if api_keys else []
+def build_router(state: ServiceState) -> APIRouter:
+    """The routes of one app, with its limits; bearer auth is part of them (and of the OpenAPI
+    document) only when API keys are configured."""
+    settings = state.settings
+    router = APIRouter(route_class=RawJsonRoute)
+    auth = [Authorized] if settings.api_keys else []
     no_key = "no API key, or a wrong one, was sent (send Authorization: Bearer KEY)"
     errors = {
-        **({401: error(no_key)} if api_keys else {}),
+        **({401: error(no_key)} if settings.api_keys else {}),
         408: error("the body did not arrive within KDAUG_BODY_TIMEOUT_S"),
         413: error(
             "the body is larger than KDAUG_MAX_BODY_BYTES, or the request's work or estimated "
@@ -159,6 +157,8 @@ def build_router(api_keys: bool) -> APIRouter:
         503: error("not ready, queue full, shutting down or timed out; see Retry-After"),
     }
     status_docs = {200: {"model": ServiceStatus}, 503: {"model": ServiceStatus}}
+    AugmentBody = Annotated[request_body(state.request_limits), Body(openapi_examples=EXAMPLES)]
+    about = "Variants of each text or pair, with the provenance of every replaced word."
 
     @router.post(
         "/augment",
@@ -166,27 +166,15 @@ def build_router(api_keys: bool) -> APIRouter:
         response_model=AugmentResponse,
         dependencies=[*auth, JsonBody],
         responses=errors,  # type: ignore[arg-type]
-        openapi_extra={"requestBody": REQUEST_BODY},
+        description=about + "\n\n" + " ".join(LIMITS.format(**settings.model_dump()).split()),
     )
-    async def augment(request: Request, state: State) -> Any:
-        """Variants of each text or pair, with the provenance of every replaced word."""
-        try:
-            body = await request.body()
-        except ClientDisconnect:
-            return Response(status_code=499)
-        try:
-            req = state.request_model.model_validate_json(body)
-        except ValidationError as exc:
-            raise RequestValidationError(validation_errors(exc)) from None
-        problems = req.problems()
-        if problems:
-            raise RequestValidationError(problems)
+    async def augment(request: Request, state: State, req: AugmentBody) -> Any:
+        """Validate (422), estimate the work (413), queue and wait for the answer."""
         records, params = req.records(), req.params(state.config)
         costs = state.work(records, params)
         check_budget(state, sum(costs), req.response_bytes(params))
         if state.status != "ready":
             raise unavailable(f"the service is {state.status}: models are not ready", 5)
-        check_sources_loaded(state, params.sources)
         try:
             job = state.batcher.enqueue(records, params, costs)
         except QueueFullError as exc:
@@ -240,7 +228,7 @@ def build_router(api_keys: bool) -> APIRouter:
         operation_id="metrics",
         dependencies=auth,
         response_class=PlainTextResponse,
-        responses={401: json_error(no_key)} if api_keys else {},  # type: ignore[dict-item]
+        responses={401: json_error(no_key)} if settings.api_keys else {},  # type: ignore[dict-item]
     )
     async def metrics(state: State) -> Response:
         """Prometheus text format."""

@@ -12,7 +12,7 @@ from augment.config import AugmentConfig, SampleParams
 from augment.records import Record, Variant
 from service.batching import MicroBatcher
 from service.metrics import ServiceMetrics
-from service.schemas import AugmentRequestBase, request_model
+from service.schemas import RequestLimits
 from service.settings import ServiceSettings
 from service.work import WorkEstimate, slice_forward_passes
 
@@ -71,7 +71,6 @@ class ServiceState:
     def __init__(self, settings: ServiceSettings, augmenter: Augmenter | None = None) -> None:
         self.settings = settings
         self.config = augmenter.config if augmenter is not None else augment_config(settings)
-        self.request_model: type[AugmentRequestBase] = request_model(settings)
         self.metrics = ServiceMetrics()
         self.augmenter = augmenter
         self.status: Literal["loading", "ready", "failed"] = "loading"
@@ -90,6 +89,14 @@ class ServiceState:
         self._estimate = WorkEstimate()  # words only, until the MLM is loaded
         self.api_keys = [k.encode() for k in settings.api_keys]
         self.torch_threads = settings.model_threads()
+
+    def request_limits(self) -> RequestLimits:
+        """The limits requests are validated with: the settings', and once the models are ready
+        the candidate sources they loaded."""
+        s, loaded = self.settings, None
+        if self.status == "ready" and self.augmenter is not None:
+            loaded = tuple(self.augmenter.loaded_sources)
+        return RequestLimits(s.max_items, s.max_text_chars, s.max_n, loaded)
 
     def work(self, records: list[Record], params: SampleParams) -> list[int]:
         """Estimated model work of each record (see service.work)."""

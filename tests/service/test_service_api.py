@@ -278,10 +278,9 @@ def test_health_ready_docs_and_method_errors(server):
     assert ready["status"] == "ready" and ready["models"]["vectors"] == "glove-6b-50d"
     assert httpx.get(f"{server.url}/docs").status_code == 200
     spec = httpx.get(f"{server.url}/openapi.json").json()
-    for shape in ("TextsRequest", "PairsRequest"):  # the limits of this server, documented
-        props = spec["components"]["schemas"][shape]["properties"]
-        assert props["n"]["anyOf"][0]["maximum"] == LIMITS["max_n"]
-        assert props[shape[:5].lower()]["maxItems"] == LIMITS["max_items"]
+    about = spec["paths"]["/augment"]["post"]["description"]  # the limits of this server
+    assert "at most 8 texts or pairs of at most 300 characters" in about
+    assert "n at most 16" in about
     assert httpx.get(f"{server.url}/augment").status_code == 405
     assert httpx.get(f"{server.url}/nowhere").status_code == 404
 
@@ -334,6 +333,31 @@ def test_lone_surrogates_get_422_and_never_reach_a_batch(server, raw):
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["type"] == "json_invalid"
     assert post(server, {"texts": [SENTENCE], "n": 2}).status_code == 200
+
+
+def test_wordnet_is_a_source_a_request_can_ask_for(serve, augmenter):
+    from augment import AugmentConfig, Augmenter
+
+    settings = {**augmenter.config.model_dump(), "sources": ["mlm", "vectors", "wordnet"]}
+    with_wordnet = Augmenter(
+        AugmentConfig.build(**settings),
+        tagger=augmenter.tagger,
+        mlm=augmenter.mlm,
+        vectors=augmenter.vectors,
+    )
+    if "wordnet" not in with_wordnet.loaded_sources:
+        pytest.skip("no WordNet database is installed")
+    body = {"texts": [SENTENCE], "n": 4, "seed": 2, "sources": "wordnet"}
+    with serve(**LIMITS, wrap=lambda _: with_wordnet) as live:
+        r = post(live, body)
+    assert r.status_code == 200, r.text
+    rows = r.json()["results"][0]["variants"]
+    assert len(rows) > 1 and {rep["source"] for v in rows for rep in v["replacements"]} == {
+        "wordnet"
+    }
+    params = SampleParams.from_config(with_wordnet.config, n=4, seed=2, sources=("wordnet",))
+    (expected,) = with_wordnet.augment([Record("0", SENTENCE)], params)
+    assert rows == [v.to_row() for v in expected]  # the library's answer
 
 
 class VectorsOnly:

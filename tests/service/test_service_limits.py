@@ -14,6 +14,7 @@ import pytest
 
 from augment.config import SampleParams
 from augment.records import Record
+from service.schemas import AugmentRequest
 
 SENTENCE = "The quiet film was a delight from start to finish."  # 10 words
 OTHER = "Rain fell all night over the old harbour town and its boats."
@@ -89,7 +90,7 @@ def test_the_response_estimate_is_not_below_the_real_size(serve, body):
     with serve(max_n=64) as live:
         r = post(live.url, body)
         assert r.status_code == 200, r.text
-        req = live.state.request_model.model_validate(body)
+        req = AugmentRequest.model_validate(body)
         size = req.response_bytes(req.params(live.state.config))
         assert len(r.content) <= size
 

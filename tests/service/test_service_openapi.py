@@ -11,8 +11,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from augment.config import SOURCES, AugmentConfig
 from service.app import create_app
+from service.schemas import AugmentRequest, RequestLimits
 from service.settings import ServiceSettings
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -115,28 +118,33 @@ ACCEPTED = [
     {"texts": [SENTENCE, "A dull story."], "n": 2, "p": 0.3, "seed": -4, "labels": [1, None]},
     {"texts": [SENTENCE], "ids": [17], "fields": "both", "include_original": False},
     {"texts": [SENTENCE], "fields": "a", "sources": "both", "labels": ["pos"]},
+    {"texts": [SENTENCE], "sources": "mlm", "n": 2},
     {"pairs": [[SENTENCE, "It was good."]], "fields": "b", "sources": "vectors", "ids": ["q"]},
     {"pairs": [[SENTENCE, "It was good."], ["Rain fell.", "It was wet."]], "labels": [0.5, 2]},
 ]
 # Bodies the server refuses (422) that the schema refuses too.
 REFUSED = [
     {}, {"texts": []}, {"texts": [SENTENCE], "pairs": [[SENTENCE, "b"]]}, {"texts": "a film"},
-    {"texts": [1]}, {"pairs": [["only one"]]}, {"pairs": [["a", "b", "c"]]}, {"texts": ["a"] * 5},
-    {"texts": ["a" * 301]}, {"texts": ["a"], "n": 9}, {"texts": ["a"], "n": 0},
-    {"texts": ["a"], "n": "3"}, {"texts": ["a"], "n": True}, {"texts": ["a"], "p": 0},
-    {"texts": ["a"], "p": "0.5"}, {"texts": ["a"], "seed": 2**70},
-    {"texts": ["a"], "include_original": "true"}, {"texts": ["a"], "sources": "wordnet"},
+    {"texts": [1]}, {"pairs": [["only one"]]}, {"pairs": [["a", "b", "c"]]}, {"texts": ["a"], "n": 0},
+    {"texts": ["a"], "n": 1001}, {"texts": ["a"], "n": "3"}, {"texts": ["a"], "n": True},
+    {"texts": ["a"], "p": 0}, {"texts": ["a"], "p": "0.5"}, {"texts": ["a"], "seed": 2**70},
+    {"texts": ["a"], "include_original": "true"}, {"texts": ["a"], "sources": "glove"},
     {"texts": ["a"], "fields": "b"}, {"texts": ["a"], "ids": [""]}, {"texts": ["a"], "colour": 1},
     {"pairs": [["a", "b"]], "fields": "c"}, {"texts": ["a"], "labels": [[1]]},
 ]  # fmt: skip
-# Checks across fields that JSON schema cannot state: the server refuses these (422) although
-# they are valid under the schema.
+# What JSON schema cannot state: checks across fields, this server's own limits (the schema
+# states the bounds of every server; the operation's description states this one's) and the
+# sources it has loaded. The server refuses these (422) although they are valid under the schema.
 CROSS_FIELD = [
     {"texts": ["a", "b"], "labels": [1]},
     {"texts": ["a", "b"], "ids": ["x", "x"]},
     {"texts": ["a", "b"], "ids": ["1", 1]},
     {"texts": ["   "]},
     {"pairs": [["a film", "\u0000"]]},
+    {"texts": ["a"] * 5},
+    {"texts": ["a" * 301]},
+    {"texts": ["a"], "n": 9},
+    {"texts": ["a"], "sources": "wordnet"},
 ]
 
 
@@ -166,9 +174,56 @@ def test_the_documented_examples_are_valid_and_answered(server, spec):
 
 def test_the_server_also_takes_an_explicit_null_for_the_other_input():
     # Looser than the document (which leaves the other field out), as the service always was.
-    settings = ServiceSettings(**LIMITS)
-    model = create_app(settings).state.service.request_model
-    assert model.model_validate({"texts": ["a film"], "pairs": None}).problems() == []
+    assert AugmentRequest.model_validate({"texts": ["a film"], "pairs": None}).problems() == []
+
+
+def test_the_limits_of_this_server_are_in_the_operation_description(spec):
+    about = spec["paths"]["/augment"]["post"]["description"]
+    assert "at most 4 texts or pairs of at most 300 characters" in about
+    assert "n at most 8 (KDAUG_MAX_N)" in about and "KDAUG_MAX_REQUEST_WORK" in about
+
+
+def test_request_models_are_classes_shared_by_apps_and_the_document_is_fastapis():
+    """Two apps with different limits: the same request model, validated with each one's limits
+    as context; the OpenAPI document is FastAPI's own, from the route's typed body."""
+    small, large = (create_app(ServiceSettings(max_items=k)) for k in (2, 64))
+    for app in (small, large):
+        assert app.openapi.__func__ is FastAPI.openapi  # not replaced by a patched version
+        body = app.openapi()["paths"]["/augment"]["post"]["requestBody"]
+        assert body["content"]["application/json"]["schema"]["$ref"].endswith("/AugmentRequest")
+    three = b'{"texts": ["a", "b", "c"]}'
+    assert (
+        len(AugmentRequest.model_validate_json(three, context=RequestLimits(4, 300, 8)).texts) == 3
+    )
+    with pytest.raises(ValueError, match="at most 2 items"):
+        AugmentRequest.model_validate_json(three, context=RequestLimits(2, 300, 8))
+
+
+def test_the_sampling_parameters_are_documented_as_the_config_declares_them(spec):
+    """One declaration (AugmentConfig) for the config, the CLI flags and the request; the
+    sources a request may name are the config's, and both (mlm and vectors)."""
+    schemas = spec["components"]["schemas"]
+    assert schemas["Sources"]["enum"] == [*SOURCES, "both"]
+    assert schemas["PairFields"]["enum"] == ["a", "b", "both"]
+    for shape in ("TextsRequest", "PairsRequest"):
+        props = schemas[shape]["properties"]
+        for name in ("n", "p", "seed", "fields", "include_original"):
+            assert props[name]["description"] == AugmentConfig.model_fields[name].description
+        n = props["n"]["anyOf"][0]
+        assert (n["minimum"], n["maximum"]) == (1, 1000)  # as AugmentConfig.n
+        assert props["p"]["anyOf"][0]["exclusiveMinimum"] == 0
+
+
+def test_over_many_inputs_get_one_error_however_many_are_invalid(server):
+    r = httpx.post(f"{server.url}/augment", json={"texts": [1] * 1000}, timeout=30)
+    assert r.status_code == 422
+    assert r.json()["detail"] == [
+        {
+            "loc": ["body", "texts"],
+            "msg": "List should have at most 4 items after validation, not 1000",
+            "type": "too_long",
+        }
+    ]
 
 
 class FailingAugmenter:
