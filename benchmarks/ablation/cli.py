@@ -46,6 +46,7 @@ from distill.tasks import TaskError, get_task
 
 DEFAULT_STUDENTS = "bilstm,layers:3:minilm-packaged"
 DEFAULT_TRANSFORMER_EPOCHS = "2,1"
+DEFAULT_STEP_SECONDS = "0.23,0.20"
 
 
 def _csv(text: str) -> list[str]:
@@ -164,6 +165,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the CPU time per step of two; 0 = torch's default)",
     )
     ap.add_argument("--redo", action="store_true", help="rerun steps whose settings changed")
+    ap.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the steps, those done already and the CPU time the rest will take (an "
+        "estimate); run and write nothing",
+    )
+    ap.add_argument(
+        "--step-seconds",
+        default=DEFAULT_STEP_SECONDS,
+        help="--dry-run: CPU seconds of one transformer step, stage 1,stage 2 "
+        f"({DEFAULT_STEP_SECONDS}: layers:3:minilm-packaged, batch 32, one thread, measured "
+        "by benchmarks.ablation.step_speed)",
+    )
     args = ap.parse_args(argv)
     try:
         args.spec = get_task(args.task)
@@ -178,6 +192,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.student_list:
         raise AblationError("--students: name at least one student")
     args.transformer_epochs = _epochs("--transformer-epochs", args.transformer_epochs)
+    args.step_seconds = _epochs("--step-seconds", args.step_seconds)
     for flag in ("n", "bilstm_epochs", "cond_steps", "batch_size", "evals"):
         if getattr(args, flag) < 1:
             raise AblationError(f"--{flag.replace('_', '-')} must be at least 1")
@@ -197,10 +212,29 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # so that the running kdaug command is stopped too
 
 
+def _dry_run(args: argparse.Namespace) -> int:
+    from benchmarks.ablation.estimate import estimate
+    from benchmarks.paths import shown
+
+    if not (args.data_dir / "train.tsv").is_file():
+        raise AblationError(f"{shown(args.data_dir / 'train.tsv')} not found")
+    lines, left = estimate(args, args.step_seconds)
+    print("\n".join(lines))
+    done = sum(line.startswith("done") for line in lines)
+    print(
+        f"{len(lines)} steps, {done} done; the rest: ~{left / 3600:.1f} CPU hours on one "
+        f"thread (an estimate; --out {shown(args.out)})"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        Ablation(parse_args(argv)).run()
+        args = parse_args(argv)
+        if args.dry_run:
+            return _dry_run(args)
+        Ablation(args).run()
     except AblationError as exc:
         print(f"ablation: error: {exc}", file=sys.stderr)
         return 2

@@ -427,6 +427,40 @@ def test_label_conditional_arm_adapts_the_mlm_once_and_reruns_skip(
     assert len(log) == n  # every arm and seed was kept and skipped
 
 
+def test_dry_run_lists_the_steps_and_what_is_left_and_writes_nothing(
+    task_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    out = tmp_path / "out"
+    options = OPTIONS.replace("bilstm,layers:1:tiny", "layers:1:tiny") + " --seeds 1"
+    options += " --arms noda --transformer-arms noda,da-exact"
+    argv = run_argv(task_dir, out, options)
+    assert cli.main([*argv, "--dry-run"]) == 0
+    assert not out.exists()
+    printed = capsys.readouterr().out.splitlines()
+    names = [line.split(":")[0].split()[-1] for line in printed[:-1]]
+    assert names == [
+        "teacher",
+        "logits-subset-n100",
+        "augment-da-exact-n100-s1",
+        "logits-da-exact-n100-s1",
+        "layers-1-tiny-noda-epochs2-1-n100-s1",
+        "layers-1-tiny-da-exact-epochs2-1-n100-s1",
+        "layers-1-tiny-noda-steps64-32-n100-s1",  # estimated: 100 x 3 x 0.83 = 249 rows
+    ]
+    assert all(line.startswith("to run") for line in printed[:-1])
+    assert printed[-1].startswith("7 steps, 0 done; the rest: ~")
+
+    log: list[list[str]] = []
+    monkeypatch.setattr(Steps, "kdaug", fake_kdaug(log))
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    assert cli.main([*argv, "--dry-run"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert "layers-1-tiny-noda-steps76-38-n100-s1: 76 + 38 steps" in printed[-2]  # counted
+    assert all(line.startswith("done") for line in printed[:-1])
+    assert printed[-1].startswith("7 steps, 7 done; the rest: ~0.0 CPU hours")
+
+
 def test_rerun_skips_everything_and_changes_are_refused(
     task_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
