@@ -272,6 +272,23 @@ def test_oversize_bodies_get_413(server):
     assert status == 413 and "limit" in body["detail"]
 
 
+def test_a_client_gone_before_its_body_is_in_is_counted_as_499(serve):
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    with serve(**LIMITS) as live:
+        url = urlsplit(live.url)
+        with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+            head = b"POST /augment HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            sock.sendall(head + b'Content-Length: 100\r\n\r\n{"texts": [')
+        labels = {"route": "/augment", "status": "499"}
+        deadline = time.monotonic() + 30
+        while not live.state.metrics.registry.get_sample_value("kdaug_requests_total", labels):
+            assert time.monotonic() < deadline, "the request was not counted as 499"
+            time.sleep(0.05)  # the count is the event: the middleware writes it as it ends
+
+
 def test_health_ready_docs_and_method_errors(server):
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "alive"}
     ready = httpx.get(f"{server.url}/readyz").json()
