@@ -27,7 +27,7 @@ from dataclasses import asdict, replace
 from typing import Any, Literal
 
 from augment.config import AugmentConfig
-from augment.io.readers import Columns, columns_for, to_record
+from augment.io.readers import Columns, columns_for, missing_columns, to_record
 from augment.records import Record, Reject
 from kdaug.errors import InputError
 from kdaug.tasks import GLUE_TASKS
@@ -66,10 +66,8 @@ def dataset_columns(
             )
     if cols.id is not None and id is None and cols.id not in names:
         cols = replace(cols, id=None)  # a preset's id column the dataset lacks: row numbers
-    mapped = [c for c in (cols.text_a, cols.text_b, cols.id) if c is not None]
-    if cols.label is not None and (label is not None or not cols.task):
-        mapped.append(cols.label)
-    missing = [c for c in mapped if c not in names]
+    # a preset's label column may be absent (a test split), a label column named here may not
+    missing = missing_columns(cols, names, label_optional=bool(cols.task) and label is None)
     if missing:
         raise InputError(
             f"column(s) {missing} not found; the dataset has {list(column_names)} (pass "

@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import reprlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -167,8 +167,23 @@ def _beyond(rec: Record, carried: frozenset[str]) -> str | None:
 # --- pass-through columns -----------------------------------------------------------------------
 
 
-def _mapped(cols: Columns) -> set[str | int]:
-    return {c for c in (cols.text_a, cols.text_b, cols.label, cols.id) if c is not None}
+def mapped_columns(cols: Columns) -> list[str | int]:
+    """The columns a mapping reads: text_a, text_b, label, id (those set, each once)."""
+    return list(
+        dict.fromkeys(c for c in (cols.text_a, cols.text_b, cols.label, cols.id) if c is not None)
+    )
+
+
+def missing_columns(cols: Columns, have: Iterable[Any], label_optional: bool) -> list[str | int]:
+    """The mapped columns that `have` (a header, a schema, a dataset's column names) lacks; with
+    `label_optional`, not the label column: a preset's label column may be absent (a test
+    split, whose rows get no label)."""
+    present = set(have)
+    return [
+        c
+        for c in mapped_columns(cols)
+        if c not in present and not (label_optional and c == cols.label)
+    ]
 
 
 def passthrough_columns(
@@ -179,7 +194,7 @@ def passthrough_columns(
     "2", ...; for JSON lines, the first MAX_PASSTHROUGH_COLUMNS keys seen). The same input and
     mapping give the same names, so every shard of a build, resumed or not, has the same
     schema."""
-    mapped = _mapped(columns)
+    mapped = set(mapped_columns(columns))
     keys = MAX_PASSTHROUGH_COLUMNS + len(mapped)
     names = tables.column_names(path, fmt, columns.header, split, json_keys=keys)
     carried = tuple(dict.fromkeys(_safe(str(n)) for n in names if n not in mapped))
@@ -246,7 +261,7 @@ def to_record(
         return Reject(row, str(bad), rid, _jsonable(raw), line)
     if not passthrough:
         return Record(rid, text_a, text_b, label)
-    mapped = _mapped(cols)
+    mapped = set(mapped_columns(cols))
     extra = {_safe(str(k)): passthrough_text(v) for k, v in raw.items() if k not in mapped}
     return Record(rid, text_a, text_b, label, extra)
 
@@ -413,15 +428,11 @@ def _plain(v: Any) -> Any:
 def _need(cols: Columns, have: list[Any], path: Path) -> list[str | int]:
     """The mapped columns present in `have` (a header or schema); refuses missing ones, except
     a preset's label column, whose absence marks a test split (rows without labels)."""
-    wanted = list(
-        dict.fromkeys(c for c in (cols.text_a, cols.text_b, cols.label, cols.id) if c is not None)
-    )
-    missing = [c for c in wanted if c not in have]
-    if cols.task and missing == [cols.label]:
+    missing = missing_columns(cols, have, label_optional=bool(cols.task))
+    if missing:
+        raise InputError(f"{path}: column(s) {missing} not found; the file has {have}")
+    if cols.task and cols.label is not None and cols.label not in have:
         log.warning(
             "%s has no label column %r: its rows get no label (a test split?)", path, cols.label
         )
-        return [c for c in wanted if c != cols.label]
-    if missing:
-        raise InputError(f"{path}: column(s) {missing} not found; the file has {have}")
-    return wanted
+    return [c for c in mapped_columns(cols) if c in have]
