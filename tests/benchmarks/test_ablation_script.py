@@ -227,6 +227,8 @@ def fake_kdaug(log: list[list[str]], interrupt_at: int | None = None):
                 stages = {"prediction": {"steps": steps, "seconds": 1.0}}
             else:
                 cfg = json.loads(Path(_opt(argv, "--config")).read_text())
+                for kept in ("checkpoints/intermediate", "teacher_states/k"):
+                    (out / kept).mkdir(parents=True, exist_ok=True)
                 stages = {}
                 for s in ("intermediate", "prediction"):
                     per_epoch = math.ceil(rows / cfg[s]["batch_size"])
@@ -332,6 +334,11 @@ def test_pipeline_runs_every_arm_seed_and_budget(
     noda_s1 = configs["layers-1-tiny-noda-steps76-38-n100-s1"]
     assert noda_s1["intermediate"]["max_steps"] == 76 and noda_s1["eval_every"] == 19
     assert configs["layers-1-tiny-da-exact-epochs2-1-n100-s1"]["prediction"]["epochs"] == 1
+    # a finished transformer run keeps its metrics and model, not what only a resume reads
+    for name in configs:
+        assert (out / "students" / name / "metrics.json").is_file()
+        assert not (out / "students" / name / "checkpoints").exists()
+        assert not (out / "students" / name / "teacher_states").exists()
 
     # arms: per student, budget and arm, per-seed scores in points, mean and std
     arms = r["arms"]
