@@ -36,9 +36,10 @@ def flag_options(name: str) -> dict[str, Any]:
     kind, about = field.annotation, field.description or ""
     if get_origin(kind) is Literal:
         return {"choices": list(get_args(kind)), "help": about}
-    if get_origin(kind) is list:  # of choices, e.g. sources
+    if get_origin(kind) is list:  # e.g. sources: comma-separated, among the choices if any
         among = ",".join(get_args(get_args(kind)[0]))
-        return {"type": comma_list, "metavar": "A,B", "help": f"{about}; comma-separated: {among}"}
+        about += f"; comma-separated: {among}" if among else "; comma-separated"
+        return {"type": comma_list, "metavar": "A,B", "help": about}
     return {"type": kind, "help": about} if kind in (int, float) else {"help": about}
 
 
