@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from augment.build.stats import AugmentStats
-from augment.candidates.masking import MaskQuery
-from augment.candidates.mlm import MaskedLMCandidates
-from augment.candidates.vectors import VectorIndex
-from augment.candidates.wordnet import WordNetCandidates
+from augment.candidates.registry import load_sources, missing_hint, routing_order
+from augment.candidates.source import CandidateSource, WordInContext
 from augment.config import AugmentConfig, SampleParams
 from augment.pos.filter import check_pipeline, keep_agreeing, synonym_rule
 from augment.pos.tagger import TaggedText, Tagger, Word
 from augment.records import MAX_TEXT_CHARS, Record, Replacement, Variant, text_problem
+from augment.stats import AugmentStats
 from kdaug import __version__
 from kdaug.errors import InputError
 from kdaug.settings import ConfigError
+
+if TYPE_CHECKING:
+    from augment.candidates.mlm import MaskedLMCandidates
+    from augment.candidates.vectors import VectorIndex
+    from augment.candidates.wordnet import WordNetCandidates
 
 log = logging.getLogger(__name__)
 TEXT_ID = "sample"  # the record id of `augment_text` and `kdaug sample`: it seeds their variants
@@ -58,19 +62,12 @@ def record_seed(seed: int, record_id: str) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
-_MISSING = {
-    "mlm": "no masked-LM is loaded (mlm: none)",
-    "vectors": "no word vectors are loaded (vectors: none)",
-    "wordnet": "no WordNet database is installed (apt-get install wordnet-base)",
-}
-
-
 def check_sources(sources: Sequence[str], loaded: Sequence[str]) -> None:
     """Refuse sources none of which can give a candidate: every record would silently come out
     as its original alone. One missing source among usable ones is fine (vectors-only runs)."""
     if any(s in loaded for s in sources):
         return
-    missing = " and ".join(_MISSING[s] for s in sources)
+    missing = " and ".join(missing_hint(s) for s in sources)
     raise ConfigError(
         f"sources={list(sources)} but {missing}: choose a masked-LM (--mlm) or word vectors "
         "(--vectors), and list it in sources"
@@ -88,7 +85,9 @@ def match_case(template: str, word: str) -> str:
 
 class Augmenter:
     """POS-guided word replacement: masked-LM candidates for single-WordPiece words, word-vector
-    neighbours for the others, candidates kept only when they agree with the word's POS."""
+    neighbours for the others, candidates kept only when they agree with the word's POS. The
+    candidate sources are those of `augment.candidates.registry` that the config asks
+    for; `mlm`, `vectors` and `sources` (by name) give loaded ones instead."""
 
     def __init__(
         self,
@@ -97,33 +96,33 @@ class Augmenter:
         tagger: Tagger | None = None,
         mlm: MaskedLMCandidates | None = None,
         vectors: VectorIndex | None = None,
+        sources: Mapping[str, CandidateSource] | None = None,
     ) -> None:
         self.config = cfg = config or AugmentConfig()
         self.tagger = tagger or Tagger(cfg.tagger, cfg.pos_tags)
-        if mlm is None and cfg.mlm.lower() != "none":
-            mlm = MaskedLMCandidates.from_config(cfg)
-        self.mlm = mlm
-        if vectors is None and cfg.vectors.lower() != "none":
-            device = mlm.device if mlm is not None else "cpu"
-            vectors = VectorIndex.load(
-                cfg.vectors, limit=cfg.vectors_limit, top_k=cfg.top_k, device=device
-            )
-        self.vectors = vectors
-        self.wordnet = WordNetCandidates(cfg.top_k) if "wordnet" in cfg.sources else None
+        self.sources = load_sources(cfg, {"mlm": mlm, "vectors": vectors, **(sources or {})})
+        self._order = routing_order(self.sources)
         check_sources(cfg.sources, self.loaded_sources)
         check_pipeline(self.tagger, cfg.pos_filter)
         self.stats = AugmentStats()
 
     # public ------------------------------------------------------------------------------
     @property
+    def mlm(self) -> MaskedLMCandidates | None:
+        return self.sources.get("mlm")
+
+    @property
+    def vectors(self) -> VectorIndex | None:
+        return self.sources.get("vectors")
+
+    @property
+    def wordnet(self) -> WordNetCandidates | None:
+        return self.sources.get("wordnet")
+
+    @property
     def loaded_sources(self) -> tuple[str, ...]:
         """The candidate sources that can give candidates: their model or database is loaded."""
-        have = {
-            "mlm": self.mlm is not None,
-            "vectors": self.vectors is not None,
-            "wordnet": self.wordnet is not None and self.wordnet.available,
-        }
-        return tuple(s for s, ok in have.items() if ok)
+        return tuple(self.sources)
 
     def versions(self) -> dict[str, str | None]:
         """Identities of the code and models, for manifests and responses."""
@@ -191,7 +190,8 @@ class Augmenter:
 
     # candidates --------------------------------------------------------------------------
     def plan(self, records: Sequence[Record], plist: Sequence[SampleParams]) -> list[list[Slot]]:
-        """Tag the texts, pick eligible words, get and filter their candidates, all batched."""
+        """Tag the texts, pick eligible words, route each to a candidate source, get and filter
+        their candidates, all batched: one call per source."""
         jobs: list[tuple[int, str, str]] = []  # (record index, field, text)
         for i, (rec, p) in enumerate(zip(records, plist, strict=True)):
             if p.fields in ("a", "both") and rec.text_a:
@@ -201,79 +201,90 @@ class Augmenter:
         texts = list(dict.fromkeys(t for _, _, t in jobs))
         tagged = dict(zip(texts, self.tagger.tag(texts), strict=True))
 
-        if self.mlm is not None:
-            self.mlm.learn_pieces(w.text for _, _, t in jobs for w in tagged[t].eligible)
+        serves = self._serves(jobs, plist, tagged)
         slots: list[list[Slot]] = [[] for _ in records]
-        mlm_q: list[tuple[Slot, MaskQuery]] = []
-        vec_q: list[tuple[Slot, str]] = []
+        queued: dict[str, list[tuple[Slot, WordInContext]]] = {n: [] for n in self.sources}
         for i, fld, text in jobs:
             rec, p = records[i], plist[i]
-            label = self._mlm_label(rec) if self.mlm and "mlm" in p.sources else None
+            labels = {n: self._label(rec, n) for n in p.sources if self._conditional(n)}
             for word in tagged[text].eligible:
-                slot = Slot(fld, word, self._route(word.text, p.sources), [])
+                source = next(
+                    (n for n in self._order if n in p.sources and serves[n][word.text]), None
+                )
+                slot = Slot(fld, word, source, [])
                 slots[i].append(slot)
-                self.stats.words[slot.source or "none"] += 1
-                if slot.source == "mlm":
-                    mlm_q.append((slot, MaskQuery(text, word.start, word.end, label)))
-                elif slot.source == "vectors":
-                    vec_q.append((slot, text))
+                self.stats.words[source or "none"] += 1
+                if source is not None:
+                    queued[source].append((slot, WordInContext(text, word, labels.get(source))))
 
         raw: list[tuple[Slot, TaggedText, list[tuple[str, float]]]] = []
-        if mlm_q:
-            preds = self.mlm.predict([q for _, q in mlm_q])
-            raw += [(s, tagged[q.text], c) for (s, q), c in zip(mlm_q, preds, strict=True)]
-        if vec_q:
-            neigh = self.vectors.neighbours([s.word.text for s, _ in vec_q])
-            raw += [(s, tagged[t], c) for (s, t), c in zip(vec_q, neigh, strict=True)]
+        for name in self._order:
+            asked = queued[name]
+            if asked and not self.sources[name].fallback:
+                found = self.sources[name].candidates([q for _, q in asked])
+                raw += [(s, tagged[q.text], c) for (s, q), c in zip(asked, found, strict=True)]
         queries = [(t, s.word, [c for c, _ in cands]) for s, t, cands in raw]
         kept, rejected = keep_agreeing(self.tagger, self.config.pos_filter, queries)
         for (slot, _, _), cands in zip(raw, kept, strict=True):
             slot.candidates += [(cand, slot.source, rank) for cand, rank in cands]
         if rejected:
             self.stats.candidates_pos_rejected += rejected
-        if self.wordnet is not None and self.wordnet.available:
-            self._wordnet_fallback(records, slots, plist, tagged)
+        for name in self._order:
+            if self.sources[name].fallback:
+                self._fallback(name, records, slots, plist)
         return slots
 
-    def _route(self, word: str, sources: Sequence[str]) -> str | None:
-        if "mlm" in sources and self.mlm is not None and self.mlm.is_single_piece(word):
-            return "mlm"
-        if "vectors" in sources and self.vectors is not None:
-            return "vectors"
-        if "wordnet" in sources and self.wordnet is not None:
-            return "wordnet"
-        return None
+    def _serves(self, jobs, plist, tagged) -> dict[str, dict[str, bool]]:
+        """Which eligible words each source that a record lists can be routed, one call each."""
+        wanted = {n for p in plist for n in p.sources}
+        words = list(dict.fromkeys(w.text for _, _, t in jobs for w in tagged[t].eligible))
+        return {
+            n: dict(zip(words, self.sources[n].serves(words), strict=True)) if n in wanted else {}
+            for n in self.sources
+        }
 
-    def _mlm_label(self, rec: Record) -> str | None:
-        if not self.mlm.conditioning:
-            return None
-        if rec.label is None or rec.label not in self.mlm.labels:
+    def _conditional(self, name: str) -> bool:
+        return name in self.sources and self.sources[name].labels is not None
+
+    def _label(self, rec: Record, name: str) -> str | None:
+        """The record's label for a label-conditional source; None (counted) when it does not
+        know the label."""
+        source = self.sources[name]
+        if rec.label is None or rec.label not in source.labels:
             if self.stats.label_fallbacks == 0:
                 log.warning(
-                    "record %r: label %r unknown to the conditional MLM %s; using the "
-                    "unconditional path (further cases are counted in stats)",
+                    "record %r: label %r unknown to the label-conditional %s source %s; using "
+                    "the unconditional path (further cases are counted in stats)",
                     rec.id,
                     rec.label,
-                    self.mlm.name,
+                    name,
+                    getattr(source, "name", name),
                 )
             self.stats.label_fallbacks += 1
             return None
         return rec.label
 
-    def _wordnet_fallback(self, records, slots, plist, tagged) -> None:
+    def _fallback(self, name: str, records, slots, plist) -> None:
+        """Ask fallback source `name` for the words still without a candidate, in the records
+        that list it; its candidates (chosen for the word's POS) pass the lexicon rule."""
         agrees = synonym_rule(self.tagger, self.config.pos_filter)
-        for rec_slots, p in zip(slots, plist, strict=True):
-            if "wordnet" not in p.sources:
+        source = self.sources[name]
+        asked: list[tuple[Slot, WordInContext]] = []
+        for rec, rec_slots, p in zip(records, slots, plist, strict=True):
+            if name not in p.sources:
                 continue
+            label = rec.label if source.labels and rec.label in source.labels else None
             for slot in rec_slots:
-                if slot.candidates:
-                    continue
-                syn = self.wordnet.synonyms(slot.word.text, slot.word.pos)
-                for rank, (cand, _) in enumerate(syn, start=1):
-                    if agrees(cand, slot.word):
-                        slot.candidates.append((cand, "wordnet", rank))
-                if slot.candidates:
-                    slot.source = "wordnet"
+                if not slot.candidates:
+                    text = rec.text_a if slot.field == "a" else rec.text_b
+                    asked.append((slot, WordInContext(text, slot.word, label)))
+        found = source.candidates([q for _, q in asked]) if asked else []
+        for (slot, _), cands in zip(asked, found, strict=True):
+            for rank, (cand, _) in enumerate(cands, start=1):
+                if agrees(cand, slot.word):
+                    slot.candidates.append((cand, name, rank))
+            if slot.candidates:
+                slot.source = name
 
     # sampling ----------------------------------------------------------------------------
     def _sample(self, rec: Record, slots: list[Slot], p: SampleParams) -> list[Variant]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -10,12 +11,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from kdaug.settings import Device, read_settings, validated
 
 POS_TAGS = ("NOUN", "VERB", "ADJ", "ADV", "PROPN", "NUM", "ADP", "PRON", "DET", "AUX", "INTJ")
-Source = Literal["mlm", "vectors", "wordnet"]
+Source = Literal["mlm", "vectors", "wordnet"]  # the built-in candidate sources
 SOURCES: tuple[str, ...] = get_args(Source)
 # The settings one call may set per record (SampleParams); AugmentConfig declares them, with
 # their bounds, defaults and descriptions, for every place that takes them: SampleParams, the
 # service's request (service.schemas) and the CLI flags (kdaug.cli.augment).
 SAMPLE_PARAMS = ("n", "p", "seed", "fields", "include_original", "sources")
+
+
+def known_sources(sources: Sequence[str]) -> tuple[str, ...]:
+    """`sources` without repeats, each a built-in or registered candidate source (else a
+    ValueError naming the choices)."""
+    from augment.candidates.registry import source_names
+
+    names = source_names()
+    unknown = [s for s in sources if s not in names]
+    if unknown:
+        raise ValueError(f"unknown candidate source(s) {unknown}; choose from {list(names)}")
+    return tuple(dict.fromkeys(sources))
 
 
 class AugmentConfig(BaseModel):
@@ -39,9 +52,10 @@ class AugmentConfig(BaseModel):
         description="universal POS tags of eligible words",
     )
     top_k: int = Field(15, ge=1, le=200, description="candidates kept per word")
-    sources: list[Source] = Field(
+    sources: list[str] = Field(
         default_factory=lambda: ["mlm", "vectors"],
-        description="candidate sources; 'wordnet' adds WordNet synonyms for words left without any",
+        description="candidate sources (mlm, vectors, wordnet, or one registered in "
+        "augment.candidates.registry); 'wordnet' adds WordNet synonyms for words left without any",
     )
     pos_filter: Literal["hybrid", "lexicon", "retag", "none"] = Field(
         "hybrid",
@@ -117,7 +131,7 @@ class AugmentConfig(BaseModel):
     def _some_source(cls, sources: list[str]) -> list[str]:
         if not sources:
             raise ValueError(f"sources must name at least one of {', '.join(SOURCES)}")
-        return list(dict.fromkeys(sources))
+        return list(known_sources(sources))
 
     @property
     def mlm_enabled(self) -> bool:
@@ -177,7 +191,7 @@ class SampleParams(BaseModel):
     seed: declared("seed") = default("seed")
     fields: declared("fields") = default("fields")
     include_original: declared("include_original") = default("include_original")
-    sources: tuple[Source, ...] = tuple(default("sources"))
+    sources: tuple[str, ...] = tuple(default("sources"))
 
     @classmethod
     def from_config(cls, cfg: AugmentConfig, **overrides: Any) -> SampleParams:
@@ -185,3 +199,8 @@ class SampleParams(BaseModel):
         base["sources"] = tuple(cfg.sources)
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, sources: tuple[str, ...]) -> tuple[str, ...]:
+        return known_sources(sources)

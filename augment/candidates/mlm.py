@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from augment.candidates import quant
@@ -29,6 +29,7 @@ from kdaug.errors import KdaugError
 from kdaug.resolve import mlm_load_hint, resolve_device, resolve_model
 
 if TYPE_CHECKING:
+    from augment.candidates.source import WordInContext
     from augment.config import AugmentConfig
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,10 @@ _SCORE_DECIMALS = 3
 
 
 class MaskedLMCandidates:
-    """Top-k replacement words for masked single-WordPiece words, from a Hugging Face MLM."""
+    """Top-k replacement words for masked single-WordPiece words, from a Hugging Face MLM (the
+    `mlm` candidate source, see `source.py`)."""
+
+    fallback = False
 
     @classmethod
     def from_config(
@@ -174,6 +178,16 @@ class MaskedLMCandidates:
     def labels(self) -> list[str] | None:
         return self.conditioning[0] if self.conditioning else None
 
+    # the candidate-source interface --------------------------------------------------------
+    def serves(self, words: Sequence[str]) -> list[bool]:
+        """Single-WordPiece words only (one tokenizer call for the new ones)."""
+        self.learn_pieces(words)
+        return [self._single[w] for w in words]
+
+    def candidates(self, queries: Sequence[WordInContext]) -> list[list[tuple[str, float]]]:
+        """`predict` with each word masked in its text (and the label, when conditional)."""
+        return self.predict([MaskQuery(q.text, q.word.start, q.word.end, q.label) for q in queries])
+
     # prediction --------------------------------------------------------------------------
     def predict(self, queries: Sequence[MaskQuery]) -> list[list[tuple[str, float]]]:
         """Ranked (word, score) candidates for each query, the masked word itself excluded."""
@@ -268,6 +282,11 @@ class MaskedLMCandidates:
             out.append(flat[at : at + len(c.positions)])
             at += len(c.positions)
         return out
+
+
+def load_source(cfg: AugmentConfig, loaded: Mapping[str, object]) -> MaskedLMCandidates | None:
+    """The `mlm` source's loader (see `registry.py`): the config's masked-LM, unless `none`."""
+    return None if cfg.mlm.lower() == "none" else MaskedLMCandidates.from_config(cfg)
 
 
 def calibration_settings(

@@ -5,11 +5,15 @@ The table comes from `kdaug.vectors`, which reads the vectors files."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kdaug.vectors import WordVectors, read_vectors
+
+if TYPE_CHECKING:
+    from augment.candidates.source import WordInContext
 
 _EXTRA = 30  # neighbours fetched beyond top_k, to survive the filters
 
@@ -19,7 +23,11 @@ class VectorIndex:
 
     Query words are looked up in the whole table (rare words still get neighbours); the search
     space is its first `limit` rows, which in GloVe and word2vec files are the most frequent.
+    The `vectors` candidate source (see `source.py`): it serves every word.
     """
+
+    fallback = False
+    labels = None
 
     def __init__(
         self,
@@ -56,6 +64,12 @@ class VectorIndex:
 
     def __contains__(self, word: str) -> bool:
         return word.lower() in self.key_to_index
+
+    def serves(self, words: Sequence[str]) -> list[bool]:
+        return [True] * len(words)
+
+    def candidates(self, queries: Sequence[WordInContext]) -> list[list[tuple[str, float]]]:
+        return self.neighbours([q.word.text for q in queries])
 
     def neighbours(self, words: Sequence[str]) -> list[list[tuple[str, float]]]:
         """Top-k alphabetic neighbours (cosine) of each word, the word itself excluded.
@@ -97,3 +111,12 @@ class VectorIndex:
         self._cache[key] = value
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+
+
+def load_source(cfg, loaded: Mapping[str, object]) -> VectorIndex | None:
+    """The `vectors` source's loader (see `registry.py`): the config's vectors, unless `none`,
+    on the masked-LM's device."""
+    if cfg.vectors.lower() == "none":
+        return None
+    device = getattr(loaded.get("mlm"), "device", "cpu")
+    return VectorIndex.load(cfg.vectors, limit=cfg.vectors_limit, top_k=cfg.top_k, device=device)

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kdaug.resolve import cache_dir
+
+if TYPE_CHECKING:
+    from augment.candidates.source import WordInContext
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +115,12 @@ def find_wordnet():
 
 
 class WordNetCandidates:
-    """Synonyms of a word for its POS; `available` is False (with one log line) without WordNet."""
+    """Synonyms of a word for its POS; `available` is False (with one log line) without WordNet.
+    The `wordnet` candidate source (see `source.py`): a fallback, asked for the words the other
+    sources left without a candidate."""
+
+    fallback = True
+    labels = None
 
     def __init__(self, top_k: int = 15) -> None:
         self.top_k = top_k
@@ -134,6 +144,12 @@ class WordNetCandidates:
     def available(self) -> bool:
         return self.wn is not None
 
+    def serves(self, words: Sequence[str]) -> list[bool]:
+        return [True] * len(words)
+
+    def candidates(self, queries: Sequence[WordInContext]) -> list[list[tuple[str, float]]]:
+        return [self.synonyms(q.word.text, q.word.pos) for q in queries]
+
     def synonyms(self, word: str, pos: str) -> list[tuple[str, float]]:
         """Single-word alphabetic synonyms, most frequent sense first; empty if unavailable."""
         wn_pos = _UPOS_TO_WN.get(pos)
@@ -149,3 +165,12 @@ class WordNetCandidates:
                 if len(out) >= self.top_k:
                     return list(out.items())
         return list(out.items())
+
+
+def load_source(cfg, loaded: Mapping[str, object]) -> WordNetCandidates | None:
+    """The `wordnet` source's loader (see `registry.py`): when the config lists it and the
+    database is installed."""
+    if "wordnet" not in cfg.sources:
+        return None
+    wordnet = WordNetCandidates(cfg.top_k)
+    return wordnet if wordnet.available else None
