@@ -66,11 +66,11 @@ def interrupts(what: str = "") -> Iterator[None]:
             signal.signal(signum, old)
 
 
-def one_line(exc: BaseException, limit: int | None = None) -> str:
-    """A library's exception message (pyarrow, datasets) as one line for a KdaugError: every run
-    of whitespace, line breaks included, is one space; cut to `limit` characters (the last three
-    "...") when one is given."""
-    text = " ".join(str(exc).split())
+def one_line(message: BaseException | str, limit: int | None = None) -> str:
+    """A library's exception (pyarrow, datasets, a model loader) or a message quoting one, as one
+    line for a KdaugError: every run of whitespace, line breaks included, is one space; cut to
+    `limit` characters (the last three "...") when one is given."""
+    text = " ".join(str(message).split())
     if limit is None or len(text) <= limit:
         return text
     return text[: limit - 3] + "..."

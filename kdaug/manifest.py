@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kdaug.errors import KdaugError
+from kdaug.errors import KdaugError, one_line
 from kdaug.files import hash_file, is_temp_name, write_text_atomic
 
 LAYOUT_FORMAT = "kdaug-shards/1"
@@ -478,8 +478,7 @@ def _verify_shard(out: Path, entry: ShardEntry, pair: bool) -> VerifiedShard:
         meta = pq.read_metadata(path)
         names = set(meta.schema.to_arrow_schema().names)
     except (pa.ArrowException, OSError) as exc:
-        text = " ".join(str(exc).split())[:200]
-        raise damaged(f"is not a readable Parquet file ({text})") from None
+        raise damaged(f"is not a readable Parquet file ({one_line(exc, 200)})") from None
     missing = [c for c in SHARD_COLUMNS + ("text_b",) * pair if c not in names]
     if missing:
         raise damaged(f"lacks the columns {missing}")

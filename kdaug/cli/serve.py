@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from kdaug.errors import KdaugError, UsageError
+from kdaug.errors import KdaugError, UsageError, one_line
 from kdaug.machine import DEVICE_HELP
 
 
@@ -84,13 +84,11 @@ def load_augmenter(settings: Any, cfg: Any) -> Any:
     try:
         return Augmenter(cfg)
     except KdaugError as exc:
-        error = KdaugError(" ".join(str(exc).split()))
+        error = KdaugError(one_line(exc))
         error.exit_code = exc.exit_code
         raise error from None
     except Exception as exc:  # a model file that its loader chokes on
-        raise KdaugError(
-            " ".join(f"cannot load the models: {type(exc).__name__}: {exc}".split())
-        ) from None
+        raise KdaugError(one_line(f"cannot load the models: {type(exc).__name__}: {exc}")) from None
 
 
 def run(args: argparse.Namespace) -> int:

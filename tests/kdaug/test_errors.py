@@ -12,3 +12,6 @@ def test_one_line_joins_lines_and_cuts_at_the_limit():
     assert one_line(long) == "x" * 300
     assert one_line(long, 200) == "x" * 197 + "..." and len(one_line(long, 200)) == 200
     assert one_line(ValueError("short"), 200) == "short"
+    assert one_line("cannot load the models: OSError: bad\nheader") == (
+        "cannot load the models: OSError: bad header"
+    )
