@@ -636,11 +636,13 @@ def test_bad_options_are_one_line(task_dir: Path, tmp_path: Path, capsys: Any) -
 # ---- the real thing ----------------------------------------------------------------------------
 @pytest.mark.slow
 def test_real_run_with_tiny_models(task_dir: Path, tmp_path: Path, tiny_mlm_dir: Path) -> None:
-    """Every kdaug command for real (a few minutes): teacher, augment (3 arms x 2 seeds), teacher
-    logits, the BiLSTM at both budgets and a 1-layer transformer student from the tiny MLM."""
+    """Every kdaug command for real (a few minutes): teacher, the label-conditional MLM, augment
+    (2 arms x 2 seeds), teacher logits, the BiLSTM (noda, da-exact) and a 1-layer transformer
+    student from the tiny MLM (noda, da-cond) at both budgets."""
     out = tmp_path / "out"
     options = "--task sst2 --train-limit 40 --seeds 1,2 --n 2 --bilstm-epochs 1 --evals 1 "
-    options += "--teacher-steps 2 --transformer-epochs 1,1 --batch-size 8 "
+    options += "--teacher-steps 2 --transformer-epochs 2,1 --batch-size 8 --arms noda,da-exact "
+    options += "--transformer-arms noda,da-cond --cond-steps 2 "
     options += f"--max-length 32 --threads 1 --device cpu --students bilstm,layers:2:{tiny_mlm_dir}"
     cmd = [
         sys.executable,
@@ -652,7 +654,7 @@ def test_real_run_with_tiny_models(task_dir: Path, tmp_path: Path, tiny_mlm_dir:
         str(out),
     ]
     cmd += ["--teacher-base", str(tiny_mlm_dir), "--mlm", str(tiny_mlm_dir), *options.split()]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=REPO)
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=REPO)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((out / "results.json").read_text())
     assert {(a["student"].split(":")[0], a["budget"]) for a in r["arms"]} == {
@@ -663,7 +665,11 @@ def test_real_run_with_tiny_models(task_dir: Path, tmp_path: Path, tiny_mlm_dir:
     }
     for a in r["arms"]:
         assert a["seeds"] == [1, 2] and all(0 <= s <= 100 for s in a["scores"])
-    assert len([d for d in r["deltas"] if d["student"] == "bilstm"]) == 6
+    assert len([d for d in r["deltas"] if d["student"] == "bilstm"]) == 2
+    cond = [d for d in r["deltas"] if d["arm"] == "da-cond"]
+    assert [d["budget"] for d in cond] == ["equal-epochs", "equal-steps"]
+    assert (out / "mlm-cond" / "n40" / "config.json").is_file()
+    assert not list((out / "students").glob("*/teacher_states"))
     for run in r["runs"]:
         if run["matched_to"]:
             da = [
