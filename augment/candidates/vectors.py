@@ -89,20 +89,23 @@ class VectorIndex:
             k_fetch = min(self.top_k + _EXTRA, self._search.shape[0])
             with torch.inference_mode():
                 scores, idx = torch.topk(q @ self._search.T, k_fetch, dim=1)
-            scores, idx = scores.cpu().numpy(), idx.cpu().numpy()
+            # Python lists: the same numbers (float32 -> float, exactly), read without numpy's
+            # per-element cost
+            scores, idx = scores.cpu().tolist(), idx.cpu().tolist()
             for row, key in enumerate(known):
                 found[key] = self._filter(key, idx[row], scores[row])
                 self._remember(key, found[key])
         return [found[k] for k in keys]
 
-    def _filter(self, key: str, idx: np.ndarray, scores: np.ndarray) -> list[tuple[str, float]]:
+    def _filter(self, key: str, idx: list[int], scores: list[float]) -> list[tuple[str, float]]:
         # Order by (score rounded to 1e-5, row): stable whatever the batch the word came in.
-        order = sorted(range(len(idx)), key=lambda j: (-round(float(scores[j]), 5), int(idx[j])))
+        order = sorted(zip(scores, idx, strict=True), key=lambda si: (-round(si[0], 5), si[1]))
         out = []
-        for j in order:
-            cand = self.words[int(idx[j])]
+        words = self.words
+        for score, i in order:
+            cand = words[i]
             if cand != key and cand.isalpha() and cand.isascii():
-                out.append((cand, float(scores[j])))
+                out.append((cand, score))
                 if len(out) == self.top_k:
                     break
         return out
