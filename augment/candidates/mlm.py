@@ -125,6 +125,9 @@ class MaskedLMCandidates:
         self.head = getattr(self.model, "cls", None) or getattr(self.model, "lm_head", None)
         self._valid = self._valid_vocab(torch)
         self._bias = self._vocab_bias(torch)
+        self._valid_ids = torch.nonzero(self._valid).squeeze(1)
+        self._projection = None
+        self._cut_projection = False  # not while calibrating: int8 ranges watch every layer
         # id -> token, None past the tokenizer's ids (as convert_ids_to_tokens answers)
         self._tokens = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
         self._tokens += [None] * (len(self._bias) - len(self._tokens))
@@ -134,6 +137,7 @@ class MaskedLMCandidates:
         self.forward_passes = 0
         self.calibration: str | None = None  # where the int8 ranges came from, when quantized
         self.quantized = _quantize(self, quantize)
+        self._cut_projection = not self.quantized
         self.forward_passes = 0  # calibration passes do not count
         self.copies = 0
         self.cache_hits = 0
@@ -157,6 +161,30 @@ class MaskedLMCandidates:
         return torch.zeros(self._valid.shape, device=self.device).masked_fill(
             ~self._valid, float("-inf")
         )
+
+    def _valid_projection(self):
+        """A BERT-style head's vocabulary projection cut to the ids that may be proposed (a
+        third of the vocabulary never is): (weight rows, bias, column of each id or -1), made
+        once per weight tensor; None for other heads and for int8 layers."""
+        import torch
+
+        pred = getattr(self.head, "predictions", None)
+        decoder = getattr(pred, "decoder", None)
+        transform = getattr(pred, "transform", None)
+        if not self._cut_projection or transform is None or type(decoder) is not torch.nn.Linear:
+            return None
+        bias = decoder.bias if decoder.bias is not None else getattr(pred, "bias", None)
+        if bias is None or decoder.weight.shape[0] != self._valid.shape[0]:
+            return None
+        key = (id(decoder.weight), decoder.weight._version, id(bias), bias._version)
+        if self._projection is None or self._projection[0] != key:
+            with torch.inference_mode():
+                ids = self._valid_ids
+                column = torch.full(self._valid.shape, -1, dtype=torch.long, device=self.device)
+                column[ids] = torch.arange(len(ids), device=self.device)
+                cut = (decoder.weight[ids].contiguous(), bias[ids].contiguous(), column)
+            self._projection = (key, cut)
+        return self._projection[1]
 
     def is_single_piece(self, word: str) -> bool:
         """Does `word` stay one known WordPiece (the TinyBERT rule for MLM candidates)?"""
@@ -247,25 +275,37 @@ class MaskedLMCandidates:
         with torch.inference_mode(), autocast:
             ids, types, attn = ids.to(dev), types.to(dev), attn.to(dev)
             rows, cols, word_ids = rows.to(dev), cols.to(dev), word_ids.to(dev)
-            if self.head is not None:
+            valid = self._valid_projection()
+            if valid is not None:  # only the ids that may be proposed: columns of `valid`
                 hidden = self.model.base_model(
                     input_ids=ids, attention_mask=attn, token_type_ids=types
                 ).last_hidden_state
-                logits = self.head(hidden[rows, cols])
+                weight, bias, column = valid
+                x = self.head.predictions.transform(hidden[rows, cols])
+                logits = torch.nn.functional.linear(x, weight, bias).float()
+                word_ids = column[word_ids.clamp(min=0)].masked_fill(word_ids < 0, -1)
+            elif self.head is not None:
+                hidden = self.model.base_model(
+                    input_ids=ids, attention_mask=attn, token_type_ids=types
+                ).last_hidden_state
+                logits = self.head(hidden[rows, cols]).float()
+                logits += self._bias  # -inf at the ids that may not be proposed
             else:
                 logits = self.model(input_ids=ids, attention_mask=attn, token_type_ids=types).logits
-                logits = logits[rows, cols]
-            logits = logits.float()
-            logits += self._bias  # -inf at the ids that may not be proposed
+                logits = logits[rows, cols].float()
+                logits += self._bias
             has_word = word_ids >= 0
             if has_word.any():
                 masks_with = torch.nonzero(has_word).squeeze(1)
                 logits[masks_with, word_ids[has_word]] = float("-inf")
             k = min(self.top_k + _EXTRA, logits.shape[1])
             scores, idx = torch.topk(logits, k, dim=1)
-            if scores.isnan().any():  # a NaN (or +inf met -inf): sorted first; mask exactly
+            if valid is None and scores.isnan().any():
+                # a NaN (or +inf met -inf): sorted first; mask exactly
                 logits = logits.masked_fill(~self._valid, float("-inf"))
                 scores, idx = torch.topk(logits, k, dim=1)
+            if valid is not None:
+                idx = self._valid_ids[idx]
         self.forward_passes += 1
         scores, idx = scores.cpu().tolist(), idx.cpu().tolist()
         flat = []
