@@ -46,7 +46,7 @@ from distill.tasks import TaskError, get_task
 
 DEFAULT_STUDENTS = "bilstm,layers:3:minilm-packaged"
 DEFAULT_TRANSFORMER_EPOCHS = "2,1"
-DEFAULT_STEP_SECONDS = "0.23,0.20"
+DEFAULT_STEP_SECONDS = "0.26,0.27"
 
 
 def _csv(text: str) -> list[str]:

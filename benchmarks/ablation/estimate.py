@@ -23,7 +23,7 @@ SECONDS = {  # CPU seconds per unit, one thread
     "logits_row": 0.004,  # the teacher's forward pass per row
     "bilstm_step": 0.031,  # batch 50
     "adapt_step": 0.5,  # adapt-mlm, batch 32
-    "stage1_store_row": 0.01,  # the teacher's pass storing stage-1 targets, per row
+    "stage1_store_row": 0.005,  # the teacher's pass storing stage-1 targets, per row
 }
 
 
