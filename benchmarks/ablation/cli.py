@@ -19,8 +19,9 @@ every K-th layer of the pre-trained, not fine-tuned, encoder; --transformer-arms
 --transformer-epochs E1,E2: E1 epochs of stage 1 (intermediate layers), then E2 of stage 2
 (prediction). At *equal steps* the noda student takes as many optimizer steps (per stage) as the
 DA student of the same seed and arm took at equal epochs, so many more epochs over its subset;
-the DA runs are the same runs in both budgets. da-cond (opt-in: --arms ...,da-cond) augments
-with --mlm adapted label-conditionally on the subset (`adapt-mlm --label-column`, --cond-steps).
+the DA runs are the same runs in both budgets. da-cond (named in --arms or --transformer-arms)
+augments with --mlm adapted label-conditionally on the subset (`adapt-mlm --label-column`,
+--cond-steps).
 Each run is scored by its best dev evaluation.
 
 Resumable: steps/<name>.json records a finished step, its settings and commands, and the step is
