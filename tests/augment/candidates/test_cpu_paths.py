@@ -118,3 +118,14 @@ def test_an_infinite_logit_at_a_refused_id_is_still_refused(mlm, monkeypatch):
     assert got == _masked_fill_forward(mlm, copies)
     refused_token = mlm.tokenizer.convert_ids_to_tokens(refused)
     assert all(refused_token not in [t for t, _ in row] for rows in got for row in rows)
+
+
+def test_cut_vocabulary_projection_gives_the_full_projections_candidates(mlm, monkeypatch):
+    """A BERT head projects onto the ids that may be proposed only: the same candidates and
+    scores as the projection onto the whole vocabulary plus the -inf bias row."""
+    assert mlm._valid_projection() is not None
+    copies = _copies(mlm)
+    cut = mlm.forward(copies)
+    monkeypatch.setattr(mlm, "_cut_projection", False)
+    assert mlm._valid_projection() is None
+    assert mlm.forward(copies) == cut
