@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from augment.build.executors import make_executor
+from augment.build.executors import Executor, make_executor
 from augment.build.manifest import (
     LOCK_NAME,
     MANIFEST_NAME,
@@ -61,7 +61,7 @@ from kdaug.terminal import printable
 log = logging.getLogger(__name__)
 
 
-def build(spec: BuildSpec, executor=None) -> dict[str, Any]:
+def build(spec: BuildSpec, executor: Executor | None = None) -> dict[str, Any]:
     """Build (or resume, or verify) the sharded output of `spec`; returns the stats.
 
     The output directory is locked for the whole build: a second build into it is refused."""
@@ -96,18 +96,16 @@ DISK_FULL = {
 
 def disk_full(exc: BaseException, out: Path) -> str | None:
     """A one-line message for a write error of a full disk (or a file size limit): where, why and
-    what to do; None for any other error. Workers' errors count too (Ray keeps the original one
-    as `cause`)."""
-    cause = getattr(exc, "cause", exc)
-    code = getattr(cause, "errno", None)
-    if not isinstance(cause, OSError) or code not in DISK_FULL:
+    what to do; None for any other error. Workers' errors count too: every executor raises a
+    worker's OSError as it is (see `executors.base.Executor`)."""
+    if not isinstance(exc, OSError) or exc.errno not in DISK_FULL:
         return None
-    what, remedy = DISK_FULL[code]
-    where = f" ({cause.filename})" if cause.filename else ""
+    what, remedy = DISK_FULL[exc.errno]
+    where = f" ({exc.filename})" if exc.filename else ""
     return f"cannot write to {out}{where}: {what}; {remedy}, then {RESUME} ({KEPT})"
 
 
-def _build(spec: BuildSpec, executor=None) -> dict[str, Any]:
+def _build(spec: BuildSpec, executor: Executor | None = None) -> dict[str, Any]:
     from kdaug.progress import progress
 
     t0 = time.perf_counter()

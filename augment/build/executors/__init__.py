@@ -1,6 +1,7 @@
 """Where shard tasks run: in this process, in a local process pool (`local`), or on a Ray
-cluster (`ray`). Every executor has `map_unordered(tasks, progress)`: it pulls a task only when a
-worker is free and yields each ShardResult as its shard's files become durable."""
+cluster (`ray`). Every executor keeps the contract of `base.Executor` (the builder knows no
+other): `map_unordered(tasks, progress)` pulls a task only when a worker is free and yields each
+ShardResult as its shard's files become durable. `make_executor` is the one place that chooses."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from augment.build.executors.base import Executor
 from augment.build.executors.local import (
     AutoExecutor,
     ProcessExecutor,
     SerialExecutor,
-    local_devices,
+    local_executor,
 )
 from augment.build.executors.ray import RayExecutor
+from augment.build.executors.sizing import local_devices
 from augment.config import AugmentConfig
 from kdaug.errors import KdaugError, UsageError
 from kdaug.resolve import DEFAULT_MLM, PACKAGED_MINILM
@@ -27,7 +30,18 @@ MODEL_PATHS = ("mlm", "vectors", "tagger")  # settings that may name a local fil
 MODEL_NAMES = {"none", DEFAULT_MLM, PACKAGED_MINILM, PACKAGED_GLOVE}  # names, never paths
 
 
-def make_executor(spec: BuildSpec):
+__all__ = [
+    "AutoExecutor",
+    "Executor",
+    "ProcessExecutor",
+    "RayExecutor",
+    "SerialExecutor",
+    "make_executor",
+    "portable_config",
+]
+
+
+def make_executor(spec: BuildSpec) -> Executor:
     """The executor `spec` asks for. Locally: `workers_per_device` processes on each visible GPU
     (device auto or cuda; default one); on CPU, `workers` processes, or with `workers` None or
     "auto" an AutoExecutor, which sizes the pool from the cores, the memory and the rows left to
@@ -43,9 +57,7 @@ def make_executor(spec: BuildSpec):
     devices = local_devices(config, workers, per_device)
     if devices is None:
         return AutoExecutor(config.model_copy(update={"device": "cpu"}))
-    if len(devices) == 1:
-        return SerialExecutor(config.model_copy(update={"device": devices[0]}))
-    return ProcessExecutor(config, devices)
+    return local_executor(config, devices)
 
 
 def _count(value: int | str | None, flag: str) -> int | str | None:

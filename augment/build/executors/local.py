@@ -1,7 +1,6 @@
 """Shards in this process or in a local process pool (one worker per visible GPU on a GPU node;
-on CPU, as many as the cores, memory and input size make worth it). Every executor takes an
-iterator of tasks, pulls a new one only when a worker is free (so few shards are in memory), and
-yields results as shards finish."""
+on CPU, as many as the cores, memory and input size make worth it), keeping the contract of
+`base.Executor`."""
 
 from __future__ import annotations
 
@@ -15,14 +14,14 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
+from augment.build.executors.base import WORKER_DIED, ShardWorker, WorkerLoad, run_bounded
 from augment.build.executors.sizing import (
     WorkerPlan,
     available_memory,
     min_rows_per_process,
-    plan_per_device,
     plan_workers,
 )
-from augment.build.shard import Progress, ShardResult, ShardTask, load_augmenter, run_shard
+from augment.build.shard import Progress, ShardResult, ShardTask
 from augment.config import AugmentConfig
 from kdaug.errors import KdaugError
 from kdaug.machine import available_cores
@@ -31,40 +30,13 @@ log = logging.getLogger(__name__)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def local_devices(
-    config: AugmentConfig, workers: int | None, per_device: int | str | None = None
-) -> list[str] | None:
-    """One device per worker process. Device auto/cuda with a GPU: `per_device` processes on each
-    visible GPU (default 1; "auto": `plan_per_device`), `workers` of them when given (filling the
-    GPUs `per_device` at a time, round-robin beyond them). On CPU the one device is shared by
-    `workers` (else `per_device`) processes; None when both are left to AutoExecutor."""
-    device = config.device
-    if device in ("auto", "cuda"):
-        import torch
-
-        from kdaug.resolve import resolve_device
-
-        if resolve_device(device) == "cuda":
-            count = torch.cuda.device_count()
-            return gpu_slots(count, _per_device(config, per_device, count), workers)
-        device = "cpu"
-    if device == "cpu" and workers is None and per_device in (None, "auto"):
-        return None
-    return [device] * (workers or _per_device(config, per_device, 1))
-
-
-def gpu_slots(gpus: int, per_device: int, workers: int | None = None) -> list[str]:
-    """The device of each worker process: `per_device` on each of `gpus` GPUs in turn, `workers`
-    in all (default: every GPU filled)."""
-    return [f"cuda:{(i // per_device) % gpus}" for i in range(workers or gpus * per_device)]
-
-
-def _per_device(config: AugmentConfig, per_device: int | str | None, devices: int) -> int:
-    if per_device != "auto":
-        return per_device or 1
-    plan = plan_per_device(config, devices, available_cores(), available_memory())
-    log.info(plan.describe())
-    return plan.processes
+def local_executor(
+    config: AugmentConfig, devices: list[str], threads: int | None = None
+) -> SerialExecutor | ProcessExecutor:
+    """One worker in this process, or a process pool with one worker per entry of `devices`."""
+    if len(devices) == 1:
+        return SerialExecutor(config.model_copy(update={"device": devices[0]}), threads=threads)
+    return ProcessExecutor(config, devices, threads=threads)
 
 
 class AutoExecutor:
@@ -109,12 +81,13 @@ class AutoExecutor:
         else:
             self.plan = plan_workers(self.config, cores, free)
         log.info(self.plan.describe())
-        if self.plan.processes == 1:
-            self.inner = SerialExecutor(self.config, threads=self.plan.threads)
-        else:
-            devices = [self.config.device] * self.plan.processes
-            self.inner = ProcessExecutor(self.config, devices, threads=self.plan.threads)
+        devices = [self.config.device] * self.plan.processes
+        self.inner = local_executor(self.config, devices, self.plan.threads)
         yield from self.inner.map_unordered(itertools.chain(ahead, tasks), progress)
+
+    @property
+    def worker_loads(self) -> list[WorkerLoad]:
+        return self.inner.worker_loads if self.inner is not None else []
 
 
 class SerialExecutor:
@@ -125,19 +98,20 @@ class SerialExecutor:
         self.config = config
         self.augmenter = augmenter
         self.threads = threads
+        self.worker_loads: list[WorkerLoad] = []
 
     def map_unordered(
         self, tasks: Iterator[ShardTask], progress: Progress
     ) -> Iterator[ShardResult]:
-        load_s = 0.0
+        worker = None
         for task in tasks:
-            if self.augmenter is None:
-                self.augmenter, load_s = load_augmenter(
-                    self.config.model_dump(), self.config.device, self.threads
-                )
-            result = run_shard(self.augmenter, task, progress)
-            result.load_seconds, load_s = load_s, 0.0
-            yield result
+            if worker is None:  # loaded with the first task: nothing to do, nothing loaded
+                config = self.config.model_dump()
+                worker = ShardWorker(config, self.config.device, self.threads, None, self.augmenter)
+                self.augmenter = worker.aug
+                if worker.load is not None:
+                    self.worker_loads.append(worker.load)
+            yield worker.run(task, progress)
 
 
 # local process pool -----------------------------------------------------------------------
@@ -158,38 +132,21 @@ def _init_worker(
     # Ctrl-C reaches the whole process group: the coordinator alone decides, and stops workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER["progress"] = progress_q
-    try:
-        from augment.candidates import quant
-
-        quant.receive(calibration)
-        _WORKER["aug"], _WORKER["load_s"] = load_augmenter(config, devices.get(), threads)
-    except Exception as exc:  # reported with the first task, as the error it is
-        _WORKER["error"] = exc
-        return
-    mlm = _WORKER["aug"].mlm
-    loaded = {
-        "pid": os.getpid(),
-        "seconds": round(_WORKER["load_s"], 3),
-        "threads": threads,
-        "int8": mlm.calibration if mlm is not None else None,
-    }
-    progress_q.put(("loaded", loaded))
+    _WORKER["worker"] = worker = ShardWorker(config, devices.get(), threads, calibration)
+    if worker.load is not None:
+        progress_q.put(("loaded", worker.load))
 
 
 def _run_in_worker(task: ShardTask) -> ShardResult:
-    if "error" in _WORKER:
-        raise _WORKER["error"]
-    result = run_shard(_WORKER["aug"], task, _WORKER["progress"].put)
-    result.load_seconds, _WORKER["load_s"] = _WORKER["load_s"], 0.0
-    return result
+    return _WORKER["worker"].run(task, _WORKER["progress"].put)
 
 
 class ProcessExecutor:
     """A spawn-context process pool, one process per entry of `devices`, each loading its own
     models once (with `threads` torch threads on CPU; default: the cores shared out); shards go
-    to whichever worker is free. The int8 calibration of fast mode is done (or read from the
-    cache) here, once, and shipped to the workers. Each worker reports its load in
-    `worker_loads` (pid, seconds, threads, where its int8 ranges came from)."""
+    to whichever worker is free, at most one more than the workers in flight. The int8
+    calibration of fast mode is done (or read from the cache) here, once, and shipped to the
+    workers. Each worker reports its load in `worker_loads`."""
 
     def __init__(
         self, config: AugmentConfig, devices: list[str], threads: int | None = None
@@ -197,7 +154,7 @@ class ProcessExecutor:
         self.config = config
         self.devices = devices
         self.threads = threads
-        self.worker_loads: list[dict[str, Any]] = []
+        self.worker_loads: list[WorkerLoad] = []
 
     def map_unordered(
         self, tasks: Iterator[ShardTask], progress: Progress
@@ -240,7 +197,13 @@ class ProcessExecutor:
         )
         stopped = False
         try:
-            yield from _bounded(pool, tasks, len(self.devices) + 1)
+            yield from run_bounded(
+                tasks,
+                len(self.devices) + 1,
+                lambda task: pool.submit(_run_in_worker, task),
+                lambda pending: wait(pending, return_when=FIRST_COMPLETED),
+                _result,
+            )
         except BaseException:  # an error, a signal, or the build stopped early: no more shards
             _stop_workers(pool)
             stopped = True
@@ -260,6 +223,16 @@ class ProcessExecutor:
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
+
+
+def _result(future) -> ShardResult:
+    """A finished future's result: the worker's error as it is; a dead worker is WORKER_DIED."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise KdaugError(WORKER_DIED) from None
 
 
 def start_resource_tracker_quietly() -> None:
@@ -295,31 +268,10 @@ def _stop_workers(pool: ProcessPoolExecutor, grace: float = 1.0) -> None:
             p.join()
 
 
-def _drain(q, progress: Progress, loads: list[dict[str, Any]]) -> None:
+def _drain(q, progress: Progress, loads: list[WorkerLoad]) -> None:
     """Rows done (ints) go to `progress`; workers' load reports to `loads`."""
     while (item := q.get()) is not None:
         if isinstance(item, tuple):
             loads.append(item[1])
         else:
             progress(item)
-
-
-def _bounded(pool: ProcessPoolExecutor, tasks: Iterator[ShardTask], limit: int):
-    from concurrent.futures.process import BrokenProcessPool
-
-    pending: set = set()
-    tasks = iter(tasks)
-    while True:
-        while len(pending) < limit and (task := next(tasks, None)) is not None:
-            pending.add(pool.submit(_run_in_worker, task))
-        if not pending:
-            return
-        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-        for f in done:
-            try:
-                result = f.result()
-            except BrokenProcessPool:
-                raise KdaugError(
-                    "a worker process died (out of memory?); re-run to resume"
-                ) from None
-            yield result

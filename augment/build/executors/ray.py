@@ -7,31 +7,35 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from augment.build.executors.sizing import plan_per_device
-from augment.build.shard import Progress, ShardResult, ShardTask, load_augmenter, run_shard
+from augment.build.executors.base import WORKER_DIED, ShardWorker, WorkerLoad, run_bounded
+from augment.build.executors.sizing import workers_per_device
+from augment.build.shard import Progress, ShardResult, ShardTask
 from augment.config import AugmentConfig
 from kdaug.errors import KdaugError
 
 log = logging.getLogger(__name__)
+STOP_SECONDS = 1.0  # after an error or a signal, the longest wait for the killed actors
 
 
 class ShardActor:
-    """A Ray actor holding one Augmenter (models loaded once), running shard after shard."""
+    """A Ray actor holding one ShardWorker (models loaded once), running shard after shard."""
 
     def __init__(self, config: dict[str, Any], device: str) -> None:
-        self.aug, self.load_s = load_augmenter(config, device, 1)
+        self.worker = ShardWorker(config, device, 1)
 
     def run(self, task: ShardTask) -> ShardResult:
-        result = run_shard(self.aug, task)
-        result.load_seconds, self.load_s = self.load_s, 0.0
-        return result
+        return self.worker.run(task)
+
+    def load(self) -> WorkerLoad | None:
+        return self.worker.load
 
 
 class RayExecutor:
     """Shard tasks on a Ray cluster (`address`, or a local instance): one actor per worker, each
-    asking for 1/`per_device` of a GPU when the device is CUDA. Workers write to the output
-    directory (an absolute path: see `portable_config`), which must be on a file system that
-    every node sees; the coordinator checks each shard's files before it records them."""
+    asking for 1/`per_device` of a GPU when the device is CUDA; a task goes to an actor only
+    when it is free. Workers write to the output directory (an absolute path: see
+    `portable_config`), which must be on a file system that every node sees; the coordinator
+    checks each shard's files before it records them. Progress is reported a shard at a time."""
 
     def __init__(
         self,
@@ -44,13 +48,13 @@ class RayExecutor:
         self.workers = workers
         self.address = address
         self.per_device = per_device
+        self.worker_loads: list[WorkerLoad] = []
 
     def map_unordered(
         self, tasks: Iterator[ShardTask], progress: Progress
     ) -> Iterator[ShardResult]:
         try:
             import ray
-            from ray.util import ActorPool
         except ImportError:
             raise KdaugError("--executor ray needs Ray: pip install 'kdaug[ray]'") from None
         started = not ray.is_initialized()
@@ -64,24 +68,37 @@ class RayExecutor:
                     "the address, and if the cluster uses token authentication set "
                     "RAY_AUTH_MODE=token (and its token) for this command too (docs/ray.md)"
                 ) from None
+        actors: list = []
+        owner: dict = {}  # a task in flight: its actor
         try:
             actors = self._actors(ray)
-            pool = ActorPool(actors)
-            tasks = iter(tasks)
+            free, used = list(actors), set()
 
-            def fill() -> None:
-                while pool.has_free() and (task := next(tasks, None)) is not None:
-                    pool.submit(lambda actor, t: actor.run.remote(t), task)
+            def submit(task: ShardTask):
+                actor = free.pop()
+                ref = actor.run.remote(task)
+                owner[ref] = actor
+                used.add(actor)
+                return ref
 
-            fill()
-            while pool.has_next():
-                result = pool.get_next_unordered()
-                progress(result.rows_in)
-                yield result
-                fill()
-            for actor in actors:
-                ray.kill(actor)
+            def wait_first(pending: set) -> tuple[set, set]:
+                done, rest = ray.wait(list(pending), num_returns=1)
+                return set(done), set(rest)
+
+            def result(ref) -> ShardResult:
+                free.append(owner.pop(ref))
+                res = _get(ray, ref)
+                progress(res.rows_in)
+                return res
+
+            yield from run_bounded(tasks, len(actors), submit, wait_first, result)
+            loads = ray.get([actor.load.remote() for actor in used])  # loaded: no wait
+            self.worker_loads.extend(load for load in loads if load is not None)
         finally:
+            for actor in actors:  # stops a shard in flight too (after an error or a signal)
+                ray.kill(actor)
+            if owner:  # their tasks fail as their actors die: wait for that, briefly
+                ray.wait(list(owner), num_returns=len(owner), timeout=STOP_SECONDS)
             if started:
                 ray.shutdown()
 
@@ -90,6 +107,19 @@ class RayExecutor:
         actor = ray.remote(num_cpus=1, num_gpus=gpus)(ShardActor)
         config = self.config.model_dump()
         return [actor.remote(config, "cuda" if gpus else "cpu") for _ in range(n)]
+
+
+def _get(ray, ref) -> ShardResult:
+    """The result of a shard task, or its worker's error as the error it is (Ray wraps it in a
+    RayTaskError whose message is a traceback); a lost actor is WORKER_DIED."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, (KdaugError, OSError)):
+            raise exc.cause from None
+        raise
+    except ray.exceptions.RayActorError:
+        raise KdaugError(WORKER_DIED) from None
 
 
 def actor_plan(
@@ -108,12 +138,9 @@ def actor_plan(
     if use_gpu and gpus == 0:
         raise KdaugError(f"device {device!r} asked for, but the Ray cluster has no GPU")
     k = 1
-    if use_gpu and per_device == "auto":
-        plan = plan_per_device(config, gpus, cpus, None)
-        log.info("%s on the Ray cluster's %d GPUs", plan.describe(), gpus)
-        k = plan.processes
-    elif use_gpu and per_device:
-        k = per_device
+    if use_gpu:
+        where = f" on the Ray cluster's {gpus} GPUs"
+        k = workers_per_device(config, per_device, gpus, cpus, None, where)
     have = min(gpus * k, cpus) if use_gpu else cpus
     if workers and workers > have:
         log.warning("%d workers asked for; the Ray cluster fits %d", workers, have)

@@ -1,16 +1,19 @@
 """How many worker processes are worth starting, and how many torch threads each: on CPU from the
 cores, the memory left (under a cgroup limit too) and the rows left to do; on GPUs, how many
-processes share each device."""
+processes share each device (`workers_per_device`, for local processes and Ray actors alike) and
+which device each local process gets (`local_devices`)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from augment.config import AugmentConfig
 from kdaug.errors import KdaugError
-from kdaug.machine import CGROUP
+from kdaug.machine import CGROUP, available_cores
 
+log = logging.getLogger(__name__)
 MIB, GIB = 1 << 20, 1 << 30
 
 
@@ -152,3 +155,55 @@ def plan_per_device(
             cap, limit = max(1, fits), f"memory for {max(1, fits) * devices} workers"
     threads = max(1, cores // (cap * devices))
     return WorkerPlan(cap, threads, cores, free_bytes, limit, what="workers per device")
+
+
+def workers_per_device(
+    config: AugmentConfig,
+    per_device: int | str | None,
+    devices: int,
+    cores: int,
+    free_bytes: int | None,
+    where: str = "",
+) -> int:
+    """`--workers-per-device` as a count: as given (default 1), or for "auto" the plan of
+    `plan_per_device` for `devices` devices, `cores` cores and `free_bytes` (logged, followed by
+    `where`)."""
+    if per_device != "auto":
+        return per_device or 1
+    plan = plan_per_device(config, devices, cores, free_bytes)
+    log.info("%s%s", plan.describe(), where)
+    return plan.processes
+
+
+def local_devices(
+    config: AugmentConfig, workers: int | None, per_device: int | str | None = None
+) -> list[str] | None:
+    """One device per local worker process. Device auto/cuda with a GPU: `per_device` processes
+    on each visible GPU (default 1; "auto": `plan_per_device`), `workers` of them when given
+    (filling the GPUs `per_device` at a time, round-robin beyond them). On CPU the one device is
+    shared by `workers` (else `per_device`) processes; None when both are left to `--workers
+    auto` (AutoExecutor)."""
+    device = config.device
+    if device in ("auto", "cuda"):
+        import torch
+
+        from kdaug.resolve import resolve_device
+
+        if resolve_device(device) == "cuda":
+            count = torch.cuda.device_count()
+            k = workers_per_device(config, per_device, count, available_cores(), available_memory())
+            return gpu_slots(count, k, workers)
+        device = "cpu"
+    if device == "cpu" and workers is None and per_device in (None, "auto"):
+        return None
+    if workers:
+        return [device] * workers
+    return [device] * workers_per_device(
+        config, per_device, 1, available_cores(), available_memory()
+    )
+
+
+def gpu_slots(gpus: int, per_device: int, workers: int | None = None) -> list[str]:
+    """The device of each worker process: `per_device` on each of `gpus` GPUs in turn, `workers`
+    in all (default: every GPU filled)."""
+    return [f"cuda:{(i // per_device) % gpus}" for i in range(workers or gpus * per_device)]

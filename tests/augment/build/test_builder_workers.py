@@ -21,11 +21,11 @@ from augment.build.executors import (
     make_executor,
     portable_config,
 )
-from augment.build.executors.local import gpu_slots
 from augment.build.executors.sizing import (
     GIB,
     MIB,
     available_memory,
+    gpu_slots,
     plan_per_device,
     plan_workers,
     worker_bytes,
