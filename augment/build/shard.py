@@ -7,7 +7,7 @@ import copy
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,41 +34,15 @@ class ShardTask:
 
 
 @dataclass
-class ShardResult:
-    """What a worker reports once a shard's files are durable; the manifest entry."""
+class ShardResult(ShardEntry):
+    """What a worker reports once a shard's files are durable: the shard's manifest entry (and
+    completion record), and the seconds the worker took to load its models before it."""
 
-    index: int
-    first_row: int
-    rows_in: int
-    records: int
-    rows_rejected: int
-    variants: int
-    file: str
-    sha256: str
-    rejects_file: str | None
-    rejects_sha256: str | None
-    seconds: float
-    stats: dict[str, int] = field(default_factory=dict)  # AugmentStats.to_entry()
-    versions: dict[str, Any] = field(default_factory=dict)
     load_seconds: float = 0.0
 
     def entry(self) -> ShardEntry:
         """Its entry in the manifest (and completion record)."""
-        return ShardEntry(
-            index=self.index,
-            rows_in=self.rows_in,
-            records=self.records,
-            rows_rejected=self.rows_rejected,
-            variants=self.variants,
-            file=self.file,
-            sha256=self.sha256,
-            rejects_file=self.rejects_file,
-            rejects_sha256=self.rejects_sha256,
-            first_row=self.first_row,
-            seconds=self.seconds,
-            stats=self.stats,
-            versions=self.versions,
-        )
+        return ShardEntry(**{f.name: getattr(self, f.name) for f in fields(ShardEntry)})
 
 
 def load_augmenter(config: dict[str, Any], device: str, threads: int | None):
