@@ -4,6 +4,7 @@ on CPU, as many as the cores, memory and input size make worth it), keeping the 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -28,6 +29,7 @@ from kdaug.machine import available_cores
 
 log = logging.getLogger(__name__)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_POOLS = dict(zip(THREAD_VARS, ("openmp", "openblas", "mkl"), strict=True))  # threadpoolctl
 
 
 def local_executor(
@@ -91,27 +93,45 @@ class AutoExecutor:
 
 
 class SerialExecutor:
-    """Shards one after another in this process (one worker, or an Augmenter given by a caller);
-    `threads`: torch's CPU threads for the Augmenter it loads (default: torch's own choice)."""
+    """Shards one after another in this process (one worker, or an Augmenter given by a caller,
+    which runs as the caller set it up). The Augmenter it loads itself gets `threads` torch
+    threads (default: the cores this process may use), and while it runs, the BLAS / OpenMP
+    pools of this process get as many (`cap_thread_pools`), as a pool worker's would."""
 
     def __init__(self, config: AugmentConfig, augmenter=None, threads: int | None = None) -> None:
         self.config = config
         self.augmenter = augmenter
         self.threads = threads
         self.worker_loads: list[WorkerLoad] = []
+        self.loaded_here = False  # whether `augmenter` is one it loaded
 
     def map_unordered(
         self, tasks: Iterator[ShardTask], progress: Progress
     ) -> Iterator[ShardResult]:
         worker = None
-        for task in tasks:
-            if worker is None:  # loaded with the first task: nothing to do, nothing loaded
-                config = self.config.model_dump()
-                worker = ShardWorker(config, self.config.device, self.threads, None, self.augmenter)
-                self.augmenter = worker.aug
-                if worker.load is not None:
-                    self.worker_loads.append(worker.load)
-            yield worker.run(task, progress)
+        with contextlib.ExitStack() as capped:
+            for task in tasks:
+                if worker is None:  # loaded with the first task: nothing to do, nothing loaded
+                    threads = self.threads or available_cores()
+                    config = self.config.model_dump()
+                    worker = ShardWorker(config, self.config.device, threads, None, self.augmenter)
+                    self.augmenter = worker.aug
+                    if worker.load is not None:
+                        self.worker_loads.append(worker.load)
+                        self.loaded_here = True
+                    if self.loaded_here:  # its own models, loaded: now cap the pools
+                        capped.enter_context(cap_thread_pools(threads))
+                yield worker.run(task, progress)
+
+
+def cap_thread_pools(threads: int):
+    """A context in which the BLAS / OpenMP libraries loaded in this process use at most
+    `threads` threads: what THREAD_VARS do for a worker process that has yet to load them, for
+    this process, which has. A library whose variable the user set is left as it is."""
+    from threadpoolctl import ThreadpoolController  # a dependency of scikit-learn
+
+    apis = [api for var, api in THREAD_POOLS.items() if os.environ.get(var) is None]
+    return ThreadpoolController().select(internal_api=apis).limit(limits=threads)
 
 
 # local process pool -----------------------------------------------------------------------
