@@ -128,7 +128,7 @@ def cap_thread_pools(threads: int):
     """A context in which the BLAS / OpenMP libraries loaded in this process use at most
     `threads` threads: what THREAD_VARS do for a worker process that has yet to load them, for
     this process, which has. A library whose variable the user set is left as it is."""
-    from threadpoolctl import ThreadpoolController  # a dependency of scikit-learn
+    from threadpoolctl import ThreadpoolController
 
     apis = [api for var, api in THREAD_POOLS.items() if os.environ.get(var) is None]
     return ThreadpoolController().select(internal_api=apis).limit(limits=threads)
