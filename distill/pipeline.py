@@ -47,6 +47,14 @@ def trained_dir(path: str) -> str:
     return str(best) if (best / "config.json").is_file() else path
 
 
+def teacher_folder(teacher: str | Path) -> str:
+    """The fine-tuned teacher's model folder (`trained_dir` of `--teacher`); a path that is
+    not a directory is a one-line error before anything is loaded."""
+    if not Path(teacher).is_dir():
+        raise KdaugError(f"--teacher {teacher} is not a directory: give the fine-tuned teacher")
+    return trained_dir(str(teacher))
+
+
 def finetune_teacher(
     cfg: DistillConfig, model: str, train: str, evals: list[str], out: Path, resume: bool = False
 ) -> dict[str, Any]:
@@ -103,11 +111,12 @@ def distill(
         from distill.bilstm_job import check_stage, distill_bilstm
 
         check_stage(stages or "prediction")
-        return distill_bilstm(cfg, trained_dir(teacher_dir), train, evals, out, resume)
+        return distill_bilstm(cfg, teacher_folder(teacher_dir), train, evals, out, resume)
+    teacher = teacher_folder(teacher_dir)
     rt = setup_runtime(cfg.device, cfg.precision)
     try:
         job = Job(cfg, rt, out, resume)
-        return _distill(job, trained_dir(teacher_dir), student_spec, train, evals, stages or "both")
+        return _distill(job, teacher, student_spec, train, evals, stages or "both")
     finally:
         teardown_runtime(rt)
 

@@ -43,11 +43,9 @@ def find_logits(
     (every file of it) was computed from exactly these shards; else a one-line KdaugError: no
     cache, or a stale one (the shards or the teacher changed since `kdaug teacher-logits`)."""
     from distill.logits_cache import CACHE_DIR, check_cache, teacher_fingerprint
-    from distill.pipeline import trained_dir
+    from distill.pipeline import teacher_folder
 
-    if not Path(teacher).is_dir():
-        raise KdaugError(f"--teacher {teacher} is not a directory: give the fine-tuned teacher")
-    teacher_dir = trained_dir(teacher)
+    teacher_dir = teacher_folder(teacher)
     root = out / CACHE_DIR
     fp = teacher_fingerprint(teacher_dir, max_length)
     check = check_cache(root, fp, shards, teacher_dir, max_length)

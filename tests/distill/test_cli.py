@@ -69,6 +69,20 @@ def test_bad_teacher_is_one_line_error(
     assert err.startswith("kdaug: error:") and "\n" not in err
 
 
+@pytest.mark.parametrize("student", ["tinybert4", "bilstm"])
+def test_a_teacher_folder_that_is_not_there_is_one_line(
+    tmp_path: Path, mrpc_dev: Path, capsys: pytest.CaptureFixture[str], student: str
+) -> None:
+    missing = tmp_path / "no-such-teacher"
+    argv = ["distill", "--teacher", str(missing), "--student", student, "--task", "mrpc"]
+    argv += ["--train", str(mrpc_dev), "-o", str(tmp_path / "o"), "--device", "cpu"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == f"kdaug: error: --teacher {missing} is not a directory: give the fine-tuned teacher"
+    )
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(("task", "rows"), [("MRPC", 408), ("SST-2", 872), ("STS-B", 1500)])
 def test_reads_real_glue_dev_files(shared_assets: Path, task: str, rows: int) -> None:
