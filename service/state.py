@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from augment.config import AugmentConfig, SampleParams
 from augment.records import Record, Variant
+from kdaug.files import hash_file
 from service.batching import MicroBatcher
 from service.metrics import ServiceMetrics
 from service.schemas import RequestLimits
@@ -60,8 +61,7 @@ def fingerprint(location: str | None) -> str | None:
     for f in files:
         digest.update(f.name.encode() + b"\x00")
         with f.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
+            hash_file(digest, fh)
     return digest.hexdigest()[:12]
 
 
