@@ -136,6 +136,12 @@ class DistillConfig(BaseModel):
         description="stage 1: when it passes over its data more than once, run the teacher once "
         "and keep its targets on disk (fp16, RUN/teacher_states) for every later pass",
     )
+    cache_teacher_max_gb: float = Field(
+        16.0,
+        ge=0,
+        description="the most disk (GiB) the stored stage-1 targets may take; a larger set, or "
+        "one over half the free space, is not stored and the teacher runs at every step",
+    )
 
     @field_validator("labels", mode="before")
     @classmethod

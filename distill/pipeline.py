@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,14 @@ from distill.objectives import (
 from distill.runtime import setup_runtime, teardown_runtime
 from distill.stages import Job, stage_settings, streams
 from distill.teacher_states import CACHE_DIR as STATES_DIR
-from distill.teacher_states import TeacherStates, find_states, states_key, write_states
+from distill.teacher_states import (
+    TeacherStates,
+    find_states,
+    row_lengths,
+    states_bytes,
+    states_key,
+    write_states,
+)
 from kdaug.errors import KdaugError
 
 log = logging.getLogger(__name__)
@@ -247,21 +255,47 @@ def _passes(stage: StageConfig, stream: BatchStream) -> float:
 
 def _teacher_states(
     job: Job, targets: TeacherTargets, stream: BatchStream, teacher_dir: str
-) -> TeacherStates:
+) -> TeacherStates | None:
     """Stage 1's teacher targets over every training row, stored under RUN/teacher_states (a
     stored set is reused when it matches the teacher, the layers and the data; otherwise the
-    teacher runs over the data once, on the main process)."""
+    teacher runs over the data once, on the main process). None where the set would take more
+    than `cache_teacher_max_gb` or half the free disk: the teacher then runs at every step."""
     cfg, rt = job.cfg, job.rt
     attention = targets.scores.layers if targets.scores is not None else []
     key = states_key(teacher_fingerprint(teacher_dir, cfg.seq_len), targets.hidden, attention)
     root = job.out / STATES_DIR
+    skip = torch.zeros(1, device=rt.device)
     if rt.is_main and find_states(root, key, stream.source) is None:
         once = BatchStream(
             stream.source, stream.tokenizer, cfg.seq_len, cfg.eval_batch_size, shuffle=False
         )
-        log.info("intermediate stage: the teacher's targets over %d rows", len(stream.source))
-        write_states(root, key, targets, once, rt.device)
-    rt.barrier()
+        lengths = row_lengths(once)
+        root.mkdir(parents=True, exist_ok=True)
+        model = targets.model.config
+        shapes = (
+            (len(targets.hidden), model.hidden_size),
+            (len(attention), model.num_attention_heads),
+        )
+        needed = states_bytes(lengths, *shapes)
+        room = min(cfg.cache_teacher_max_gb * 2**30, shutil.disk_usage(root).free / 2)
+        if needed > room:
+            log.warning(
+                "intermediate stage: the teacher's targets would take %.1f GiB on disk, more than "
+                "%.1f GiB (cache_teacher_max_gb, or half the free space): the teacher runs at "
+                "every step instead",
+                needed / 2**30,
+                room / 2**30,
+            )
+            skip += 1
+        else:
+            log.info(
+                "intermediate stage: the teacher's targets over %d rows (%.2f GiB)",
+                len(lengths),
+                needed / 2**30,
+            )
+            write_states(root, key, targets, once, rt.device, lengths)
+    if rt.sum(skip).item() > 0:  # every rank waits for the main one here, and learns its choice
+        return None
     states = find_states(root, key, stream.source)
     if states is None:
         raise KdaugError(f"the teacher's stage-1 targets in {root / key} could not be read back")

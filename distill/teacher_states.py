@@ -93,20 +93,44 @@ def find_states(root: Path, key: str, source: ExampleSource) -> TeacherStates | 
     return states
 
 
+def row_lengths(stream: BatchStream) -> np.ndarray:
+    """Every row's length in tokens, in file order (`stream` unshuffled; tokenised only)."""
+    first = np.cumsum([0, *[stream.source.count_rows(f) for f in stream.source.files]])
+    lengths = np.zeros(first[-1], np.int64)
+    for batch in stream.epoch(0):
+        keys = batch.rows.numpy()
+        lengths[first[keys[:, 0]] + keys[:, 1]] = batch.attention_mask.sum(1).numpy()
+    return lengths
+
+
+def states_bytes(lengths: np.ndarray, hidden: tuple[int, int], scores: tuple[int, int]) -> int:
+    """What the stored targets of rows of `lengths` take on disk: fp16 hidden states of
+    `hidden` = (layers, width) per token and attention scores of `scores` = (layers, heads) per
+    pair of tokens."""
+    tokens, pairs = int(lengths.sum()), int((lengths**2).sum())
+    return 2 * (tokens * hidden[0] * hidden[1] + pairs * scores[0] * scores[1])
+
+
 @torch.no_grad()
-def write_states(root: Path, key: str, targets: Any, stream: BatchStream, device: Any) -> Path:
+def write_states(
+    root: Path,
+    key: str,
+    targets: Any,
+    stream: BatchStream,
+    device: Any,
+    lengths: np.ndarray | None = None,
+) -> Path:
     """Run the teacher (`targets`, a TeacherTargets) over every row of `stream` (unshuffled) once
-    and store its stage-1 targets under root/key, keyed on the content read before the run."""
+    and store its stage-1 targets under root/key, keyed on the content read before the run;
+    `lengths` are the rows' (`row_lengths`, computed here if not given)."""
     source = stream.source
     directory = root / key
     directory.mkdir(parents=True, exist_ok=True)
     (directory / META).unlink(missing_ok=True)
     settings = _settings(key, source)
     first = np.cumsum([0, *[c["rows"] for c in settings["files"].values()]])
-    lengths = np.zeros(first[-1], np.int64)
-    for batch in stream.epoch(0):  # tokenised only: every row's length
-        keys = batch.rows.numpy()
-        lengths[first[keys[:, 0]] + keys[:, 1]] = batch.attention_mask.sum(1).numpy()
+    lengths = row_lengths(stream) if lengths is None else lengths
+    assert len(lengths) == first[-1], "lengths of another source"
     index = np.zeros((len(lengths), 3), np.int64)
     index[:, 1] = lengths
     index[1:, 0] = np.cumsum(lengths)[:-1]

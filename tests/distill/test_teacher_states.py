@@ -5,9 +5,11 @@ optimizer; and losses that padding does not change (dynamic padding changes no f
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -17,7 +19,13 @@ from distill.models import build_student, layer_map, load_teacher
 from distill.objectives import IntermediateObjective, PredictionObjective, TeacherTargets
 from distill.pipeline import distill
 from distill.stages import streams
-from distill.teacher_states import find_states, states_key, write_states
+from distill.teacher_states import (
+    find_states,
+    row_lengths,
+    states_bytes,
+    states_key,
+    write_states,
+)
 
 
 def _cfg(**update: Any) -> DistillConfig:
@@ -64,6 +72,36 @@ def test_stage_one_runs_the_teacher_once_over_several_epochs(
     assert len(a) == len(b) == 18
     assert a[0] == pytest.approx(b[0], rel=5e-3)
     assert a == pytest.approx(b, rel=0.05)
+
+
+def test_a_set_over_the_size_limit_is_not_stored_and_the_teacher_runs_every_step(
+    tiny_teacher: Path, shards: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    args = (str(tiny_teacher), "teacher-layers:2", str(shards), [])
+    with caplog.at_level(logging.WARNING, logger="distill.pipeline"):
+        run = distill(_cfg(cache_teacher_max_gb=1e-6), *args, tmp_path / "o", stages="intermediate")
+    assert run["stages"]["intermediate"]["teacher_forwards"] == 18  # as with cache_teacher off
+    assert not list((tmp_path / "o" / "teacher_states").glob("*/*"))
+    assert "the teacher runs at every step instead" in caplog.text
+
+
+def test_the_size_estimate_is_what_the_stored_arrays_take(
+    tiny_teacher: Path, shards: Path, tmp_path: Path
+) -> None:
+    _, _, stream, targets = _setup(tiny_teacher, shards)
+    once = type(stream)(stream.source, stream.tokenizer, 32, 5, shuffle=False)
+    lengths = row_lengths(once)
+    written = write_states(tmp_path, "k", targets, once, torch.device("cpu"), lengths)
+    config = targets.model.config
+    shapes = (
+        (len(targets.hidden), config.hidden_size),
+        (
+            len(targets.scores.layers),
+            config.num_attention_heads,
+        ),
+    )
+    data = sum(np.load(written / f"{n}.npy", mmap_mode="r").nbytes for n in ("hidden", "scores"))
+    assert states_bytes(lengths, *shapes) == data > 0
 
 
 def test_stored_targets_are_the_teachers_at_real_tokens(
