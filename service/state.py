@@ -133,12 +133,13 @@ class ServiceState:
             self.status, self.error = "failed", " ".join(f"{type(exc).__name__}: {exc}".split())
             log.error("loading the models failed: %s", self.error)
             return
-        self.status = "ready"
         log.info(
-            "models loaded and warmed up; ready (mode %s, %d torch threads)",
+            "models loaded%s; ready (mode %s, %d torch threads)",
+            " and warmed up" if self.settings.warmup else "",
             self.config.mode,
             self.torch_threads,
         )
+        self.status = "ready"  # after the line: whoever waits for readiness has it logged
 
     def describe(self) -> dict[str, Any]:
         """Readiness for anonymous clients: model names and fingerprints, never paths."""

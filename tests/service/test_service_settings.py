@@ -150,6 +150,15 @@ class BrokenAugmenter:
         raise RuntimeError("the model broke during warm-up")
 
 
+@pytest.mark.parametrize("warmup", [False, True])
+def test_the_ready_line_says_warmed_up_only_after_a_warm_up(serve, caplog, warmup):
+    with caplog.at_level(logging.INFO, logger="service.state"), serve(warmup=warmup):
+        pass
+    ready = [r.getMessage() for r in caplog.records if "; ready (" in r.getMessage()]
+    assert len(ready) == 1
+    assert ready[0].startswith("models loaded and warmed up;" if warmup else "models loaded;")
+
+
 def test_serve_stops_with_one_line_when_the_warm_up_fails(augmenter):
     from service.app import create_app
     from service.server import bind, serve
