@@ -16,6 +16,16 @@ if TYPE_CHECKING:
     from augment.candidates.source import WordInContext
 
 _EXTRA = 30  # neighbours fetched beyond top_k, to survive the filters
+# Query words scored per matrix product. The scores go to one buffer kept between calls: a
+# fresh (words x 100,000) float32 matrix a call is fresh pages from the kernel each time, and
+# faulting them in cost the CPU 7x the product itself on a 2-core VM. Each word's scores are the
+# same bits whatever the chunk (tests/augment/candidates/test_vectors.py).
+_QUERY_CHUNK = {"cpu": 64}
+_QUERY_CHUNK_OTHER = 4096  # accelerators: few large products
+# A product of fewer rows is padded with zero rows to this many: BLAS takes a matrix-vector path
+# for one to three rows, whose sums round differently, so a word that came alone would get other
+# scores (in the last bits) than in a batch of words.
+_MIN_ROWS = 8
 
 
 class VectorIndex:
@@ -50,6 +60,8 @@ class VectorIndex:
         self._search = torch.nn.functional.normalize(search, dim=1).to(device)
         self._cache: OrderedDict[str, list[tuple[str, float]]] = OrderedDict()
         self._cache_size = cache_size
+        self._chunk = _QUERY_CHUNK.get(torch.device(device).type, _QUERY_CHUNK_OTHER)
+        self._scores: torch.Tensor | None = None  # (chunk, search rows), made at first use
 
     @classmethod
     def load(cls, spec: str, **kwargs) -> VectorIndex:
@@ -86,16 +98,37 @@ class VectorIndex:
         if known:
             rows = np.stack([self._matrix[self.key_to_index[k]] for k in known]).astype(np.float32)
             q = torch.nn.functional.normalize(torch.from_numpy(rows), dim=1).to(self.device)
-            k_fetch = min(self.top_k + _EXTRA, self._search.shape[0])
-            with torch.inference_mode():
-                scores, idx = torch.topk(q @ self._search.T, k_fetch, dim=1)
-            # Python lists: the same numbers (float32 -> float, exactly), read without numpy's
-            # per-element cost
-            scores, idx = scores.cpu().tolist(), idx.cpu().tolist()
+            scores, idx = self._top(q)
             for row, key in enumerate(known):
                 found[key] = self._filter(key, idx[row], scores[row])
                 self._remember(key, found[key])
         return [found[k] for k in keys]
+
+    def _top(self, q) -> tuple[list[list[float]], list[list[int]]]:
+        """The top (top_k + _EXTRA) cosine scores and rows of each normalised query, scored in
+        chunks of queries (at least _MIN_ROWS rows each) into one reused buffer."""
+        import torch
+
+        n = self._search.shape[0]
+        k_fetch = min(self.top_k + _EXTRA, n)
+        rows = max(self._chunk, _MIN_ROWS)
+        if self._scores is None or len(self._scores) != rows:
+            self._scores = torch.empty((rows, n), device=self._search.device)
+        scores, idx = [], []
+        with torch.inference_mode():
+            for start in range(0, len(q), self._chunk):
+                part = q[start : start + self._chunk]
+                m = len(part)
+                if m < _MIN_ROWS:
+                    part = torch.cat([part, part.new_zeros((_MIN_ROWS - m, part.shape[1]))])
+                out = self._scores[: len(part)]
+                torch.mm(part, self._search.T, out=out)
+                s, i = torch.topk(out[:m], k_fetch, dim=1)
+                # Python lists: the same numbers (float32 -> float, exactly), read without
+                # numpy's per-element cost
+                scores += s.cpu().tolist()
+                idx += i.cpu().tolist()
+        return scores, idx
 
     def _filter(self, key: str, idx: list[int], scores: list[float]) -> list[tuple[str, float]]:
         # Order by (score rounded to 1e-5, row): stable whatever the batch the word came in.

@@ -24,6 +24,10 @@ Window = tuple[tuple[str, ...], int]  # (words, index of the centre word)
 # tokenizer set one apart from the word's own (special cases such as "'ve" -> "have").
 Key = tuple[str, bool, str | None]
 _MAX_WORDS = 500_000
+# Positions (rows x width) tagged per pass of the network. A pass over thousands of windows at
+# once made temporaries of tens of MB, fresh pages from the kernel each time, whose faults cost
+# more CPU than the arithmetic on a 2-core VM; each row's tags do not depend on the chunk.
+_CHUNK_POSITIONS = 1024
 
 
 class UnsupportedPipeline(Exception):
@@ -137,8 +141,17 @@ class CenterTagger:
 
     # internals ---------------------------------------------------------------------------
     def _tags(self, table: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        """Tag ids at positions reach .. width-1-reach of each row of embedding-table indices.
-        Positions outside the text hold the zero row and then go through the layers like any
+        """Tag ids at positions reach .. width-1-reach of each row of embedding-table indices,
+        computed a few rows at a time (see _CHUNK_POSITIONS)."""
+        rows = max(1, _CHUNK_POSITIONS // max(1, idx.shape[1]))
+        if len(idx) <= rows:
+            return self._tags_of(table, idx)
+        return np.concatenate(
+            [self._tags_of(table, idx[i : i + rows]) for i in range(0, len(idx), rows)]
+        )
+
+    def _tags_of(self, table: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Positions outside the text hold the zero row and then go through the layers like any
         other: spaCy pads each text with as many zero rows as the receptive field."""
         x = table[idx]
         w = self.window

@@ -39,3 +39,28 @@ def test_nearest_neighbour_in_a_small_table():
     vecs[1] = vecs[0] + 0.01  # dog ~ cat
     idx = VectorIndex(WordVectors("small", words, vecs), top_k=2)
     assert idx.neighbours(["cat"])[0][0][0] == "dog"
+
+
+def test_neighbours_are_the_same_bits_whatever_the_chunk_of_queries(glove):
+    """Scores are computed a chunk of query words at a time into one reused buffer: every
+    chunk size gives each word the neighbours and scores of one product over all the words, and
+    so does a word that comes alone (it was a matrix-vector product, other bits)."""
+    import torch
+
+    words = [w for w in glove.words[500:3000] if w.isalpha()][:300]
+    rows = np.stack([glove.vectors[glove.key_to_index[w]] for w in words]).astype(np.float32)
+    q = torch.nn.functional.normalize(torch.from_numpy(rows), dim=1)
+    k = glove.top_k + 30
+    scores, idx = torch.topk(q @ glove._search.T, k, dim=1)
+    want = [
+        glove._filter(w, i, s) for w, i, s in zip(words, idx.tolist(), scores.tolist(), strict=True)
+    ]
+    for chunk in (1, 7, 64, 1000):
+        fresh = VectorIndex.load("glove-6b-50d", limit=100_000, top_k=15)
+        fresh._chunk = chunk
+        assert fresh.neighbours(words) == want, chunk
+        assert len(fresh._scores) == max(chunk, 8)  # one buffer, reused
+    for size in (1, 2, 3, 37):
+        alone = VectorIndex.load("glove-6b-50d", limit=100_000, top_k=15)
+        got = [n for at in range(0, 300, size) for n in alone.neighbours(words[at : at + size])]
+        assert got == want, size

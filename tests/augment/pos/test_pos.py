@@ -188,3 +188,35 @@ def test_tagger_first_batch_with_same_token_text_two_norms():
     assert fresh._fast_tags is True  # the numpy tagger verified, not fallen back to spaCy
     want = _spacy_tags(fresh, ["Let's see if it's good"])[0]
     assert [(w.tag, w.pos) for w in tagged.words] == want
+
+
+def test_centre_tagger_tags_in_chunks_as_in_one_pass(tagger, monkeypatch):
+    """The network runs a few rows at a time (bounded temporaries): the same tags as one pass
+    over every row, for the windows of the POS check and for whole texts."""
+    from augment.pos import window_tagger
+
+    texts = [
+        "She opened the door and walked into the kitchen.",
+        "It's a well-made, funny film -- and I'd see it again!",
+        "Cats chase mice.",
+        "The quick brown fox jumps over the lazy dog near the river bank yesterday.",
+    ] * 8
+    windows = _windows(tagger, texts[:4], ["light", "ran", "happily", "Paris", "beautiful"]) * 40
+    centre = window_tagger.CenterTagger(tagger.nlp)
+    docs = list(tagger.nlp.tokenizer.pipe(texts))
+    monkeypatch.setattr(window_tagger, "_CHUNK_POSITIONS", 10**9)
+    whole_pos, whole_docs = centre.pos(windows), centre.tag_docs(docs)
+    assert len(windows) > 200
+    calls = []
+    real = window_tagger.CenterTagger._tags_of
+    monkeypatch.setattr(
+        window_tagger.CenterTagger,
+        "_tags_of",
+        lambda self, table, idx: calls.append(len(idx)) or real(self, table, idx),
+    )
+    for positions in (1, 9, 100, 1024):
+        monkeypatch.setattr(window_tagger, "_CHUNK_POSITIONS", positions)
+        calls.clear()
+        assert centre.pos(windows) == whole_pos
+        assert centre.tag_docs(docs) == whole_docs
+        assert max(calls) < len(windows)  # it did run in chunks
