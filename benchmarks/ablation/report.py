@@ -102,6 +102,8 @@ def notes(results: dict[str, Any]) -> list[str]:
         out.append(f"Budget {name}: {text}.")
     out += [f"Cut: {c}" for c in results["cut"]]
     out += ["", *(d["sentence"] for d in results["deltas"]), ""]
+    if results.get("between_arms"):
+        out += [*(d["sentence"] for d in results["between_arms"]), ""]
     out.append(
         "Teacher agreement: how often the teacher's prediction is the label a row inherited "
         "(Pearson r x 100 on regression tasks); noda rows are the gold subset."

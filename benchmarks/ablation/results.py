@@ -1,5 +1,6 @@
 """What the ablation's results.json holds: every run; per arm the mean and spread over seeds;
-DA - noDA paired by seed with a 95% interval; the teacher; its agreement with the inherited
+DA - noDA paired by seed with a 95% interval, and each masked-LM arm minus the vectors-only arm
+(between_arms); the teacher; its agreement with the inherited
 labels; the wall time of every step; the machine."""
 
 from __future__ import annotations
@@ -157,6 +158,51 @@ def compute_deltas(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "ci_low": _r(d["ci_low"]),
                 "ci_high": _r(d["ci_high"]),
                 "size": da["size"],
+                "excludes_zero": d["excludes_zero"],
+                "seeds": d["seeds"],
+                "differences": [_r(x) for x in d["differences"]],
+                "level": d["level"],
+                "sentence": delta_sentence(label, d),
+            }
+        )
+    return out
+
+
+def compare_da_arms(arms: list[dict[str, Any]], base: str = "da-vectors") -> list[dict[str, Any]]:
+    """Each other DA arm minus `base` (the word vectors alone) of the same student and size,
+    paired by seed: does the masked LM earn its cost? At equal epochs only (the DA runs are the
+    same runs in both budgets)."""
+    out = []
+    for da in arms:
+        if da["arm"] in (NODA, base) or da["budget"] != EQUAL_EPOCHS:
+            continue
+        ref = next(
+            (
+                a
+                for a in arms
+                if a["arm"] == base
+                and (a["student"], a["budget"], a["size"])
+                == (da["student"], EQUAL_EPOCHS, da["size"])
+            ),
+            None,
+        )
+        if ref is None:
+            continue
+        d = paired_difference(
+            dict(zip(da["seeds"], da["scores"], strict=True)),
+            dict(zip(ref["seeds"], ref["scores"], strict=True)),
+        )
+        label = f"{da['student']}, {EQUAL_EPOCHS}, {da['size']} rows, {da['arm']} - {base}"
+        out.append(
+            {
+                "student": da["student"],
+                "arm": da["arm"],
+                "versus": base,
+                "budget": EQUAL_EPOCHS,
+                "size": da["size"],
+                "mean": _r(d["mean"]),
+                "ci_low": _r(d["ci_low"]),
+                "ci_high": _r(d["ci_high"]),
                 "excludes_zero": d["excludes_zero"],
                 "seeds": d["seeds"],
                 "differences": [_r(x) for x in d["differences"]],
@@ -344,6 +390,7 @@ def assemble(
         "runs": rows,
         "arms": arms,
         "deltas": compute_deltas(arms),
+        "between_arms": compare_da_arms(arms),
         "bilstm": bilstm_summary(rows, arms, teacher_score, main["rows"]),
         "steps": {
             name: {k: r[k] for k in ("seconds", "resumed", "commands")}

@@ -376,6 +376,19 @@ def test_pipeline_runs_every_arm_seed_and_budget(
     assert tiny[0]["mean"] == pytest.approx(10.0) and tiny[1]["mean"] == pytest.approx(8.0)
     assert len(deltas) == 3 + 3 + 2
 
+    # between arms: each masked-LM arm minus the vectors-only arm, paired by seed, equal epochs
+    between = r["between_arms"]
+    assert [(d["student"], d["arm"], d["versus"]) for d in between] == [
+        ("bilstm", "da-exact", "da-vectors"),
+        ("bilstm", "da-fast", "da-vectors"),
+    ]  # the transformer student ran no vectors arm
+    assert between[0]["differences"] == [10.0, 12.0, 9.0] and between[0]["budget"] == "equal-epochs"
+    assert (
+        between[0]["mean"] == pytest.approx(31 / 3, abs=1e-3)
+        and between[0]["excludes_zero"] is True
+    )
+    assert between[1]["differences"] == [5.0, 9.0, 8.0]
+
     # the teacher's agreement with the inherited labels: originals and variants apart
     agreement = {(g["arm"], g["size"]): g for g in r["label_agreement"]}
     assert agreement[("da-exact", 100)]["originals"] == 100.0
@@ -397,6 +410,7 @@ def test_pipeline_runs_every_arm_seed_and_budget(
         table
     )
     assert "noda (steps of da-fast)" in table and "the interval does not exclude 0" in table
+    assert "bilstm, equal-epochs, 100 rows, da-exact - da-vectors: +10.3 points" in table
     assert "Cut: layers:1:tiny" in table and (out / "table.md").read_text().strip() in table
 
 
