@@ -144,28 +144,35 @@ def compute_deltas(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
         noda = noda or next((a for a in same if "matched_to" not in a), None)
         if noda is None:
             continue
-        d = paired_difference(
-            dict(zip(da["seeds"], da["scores"], strict=True)),
-            dict(zip(noda["seeds"], noda["scores"], strict=True)),
-        )
-        label = f"{da['student']}, {da['budget']}, {da['size']} rows, {da['arm']} - noda"
-        out.append(
-            {
-                "student": da["student"],
-                "arm": da["arm"],
-                "budget": da["budget"],
-                "mean": _r(d["mean"]),
-                "ci_low": _r(d["ci_low"]),
-                "ci_high": _r(d["ci_high"]),
-                "size": da["size"],
-                "excludes_zero": d["excludes_zero"],
-                "seeds": d["seeds"],
-                "differences": [_r(x) for x in d["differences"]],
-                "level": d["level"],
-                "sentence": delta_sentence(label, d),
-            }
-        )
+        out.append(_paired(da, noda, da["budget"]))
     return out
+
+
+def _paired(
+    arm: dict[str, Any], ref: dict[str, Any], budget: str, versus: str | None = None
+) -> dict[str, Any]:
+    """`arm` minus `ref` (two entries of `arms`) over their common seeds, with the interval and
+    the table's sentence; `versus` names `ref` when it is not the noda arm."""
+    d = paired_difference(
+        dict(zip(arm["seeds"], arm["scores"], strict=True)),
+        dict(zip(ref["seeds"], ref["scores"], strict=True)),
+    )
+    label = f"{arm['student']}, {budget}, {arm['size']} rows, {arm['arm']} - {versus or NODA}"
+    return {
+        "student": arm["student"],
+        "arm": arm["arm"],
+        **({"versus": versus} if versus else {}),
+        "budget": budget,
+        "mean": _r(d["mean"]),
+        "ci_low": _r(d["ci_low"]),
+        "ci_high": _r(d["ci_high"]),
+        "size": arm["size"],
+        "excludes_zero": d["excludes_zero"],
+        "seeds": d["seeds"],
+        "differences": [_r(x) for x in d["differences"]],
+        "level": d["level"],
+        "sentence": delta_sentence(label, d),
+    }
 
 
 def compare_da_arms(arms: list[dict[str, Any]], base: str = "da-vectors") -> list[dict[str, Any]]:
@@ -188,28 +195,7 @@ def compare_da_arms(arms: list[dict[str, Any]], base: str = "da-vectors") -> lis
         )
         if ref is None:
             continue
-        d = paired_difference(
-            dict(zip(da["seeds"], da["scores"], strict=True)),
-            dict(zip(ref["seeds"], ref["scores"], strict=True)),
-        )
-        label = f"{da['student']}, {EQUAL_EPOCHS}, {da['size']} rows, {da['arm']} - {base}"
-        out.append(
-            {
-                "student": da["student"],
-                "arm": da["arm"],
-                "versus": base,
-                "budget": EQUAL_EPOCHS,
-                "size": da["size"],
-                "mean": _r(d["mean"]),
-                "ci_low": _r(d["ci_low"]),
-                "ci_high": _r(d["ci_high"]),
-                "excludes_zero": d["excludes_zero"],
-                "seeds": d["seeds"],
-                "differences": [_r(x) for x in d["differences"]],
-                "level": d["level"],
-                "sentence": delta_sentence(label, d),
-            }
-        )
+        out.append(_paired(da, ref, EQUAL_EPOCHS, versus=base))
     return out
 
 
