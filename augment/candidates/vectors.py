@@ -20,8 +20,8 @@ _EXTRA = 30  # neighbours fetched beyond top_k, to survive the filters
 # fresh (words x 100,000) float32 matrix a call is fresh pages from the kernel each time, and
 # faulting them in cost the CPU 7x the product itself on a 2-core VM. Each word's scores are the
 # same bits whatever the chunk (tests/augment/candidates/test_vectors.py).
-_QUERY_CHUNK = {"cpu": 64}
-_QUERY_CHUNK_OTHER = 4096  # accelerators: few large products
+_QUERY_CHUNK_CPU = 64
+_QUERY_CHUNK_ACCELERATOR = 4096  # few large products
 # A product of fewer rows is padded with zero rows to this many: BLAS takes a matrix-vector path
 # for one to three rows, whose sums round differently, so a word that came alone would get other
 # scores (in the last bits) than in a batch of words.
@@ -60,7 +60,8 @@ class VectorIndex:
         self._search = torch.nn.functional.normalize(search, dim=1).to(device)
         self._cache: OrderedDict[str, list[tuple[str, float]]] = OrderedDict()
         self._cache_size = cache_size
-        self._chunk = _QUERY_CHUNK.get(torch.device(device).type, _QUERY_CHUNK_OTHER)
+        cpu = torch.device(device).type == "cpu"
+        self._chunk = _QUERY_CHUNK_CPU if cpu else _QUERY_CHUNK_ACCELERATOR
         self._scores: torch.Tensor | None = None  # (chunk, search rows), made at first use
 
     @classmethod
