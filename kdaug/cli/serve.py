@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from kdaug.errors import KdaugError, UsageError, one_line
-from kdaug.machine import DEVICE_HELP
+from kdaug.machine import DEVICE_HELP, cap_thread_pools
+
+# the BLAS libraries whose pools `kdaug serve` caps at the model threads (OpenMP is torch's)
+BLAS_POOLS = ("openblas", "mkl")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -75,12 +78,17 @@ def check_models(settings: Any) -> Any:
 
 def load_augmenter(settings: Any, cfg: Any) -> Any:
     """Load the models before serving: a model that cannot load stops `kdaug serve` with one
-    line, rather than leaving a server that answers 503 to everything."""
+    line, rather than leaving a server that answers 503 to everything. This process is the
+    server's own, so its thread pools get the model threads: torch's, and numpy's BLAS (the POS
+    tagger's products), which would otherwise run a thread per core of the machine, a
+    container's CPU quota ignored (unless the user set OPENBLAS_NUM_THREADS / MKL_NUM_THREADS)."""
     import torch
 
     from augment.augmenter import Augmenter
 
-    torch.set_num_threads(settings.model_threads())
+    threads = settings.model_threads()
+    torch.set_num_threads(threads)
+    cap_thread_pools(threads, apis=BLAS_POOLS)
     try:
         return Augmenter(cfg)
     except KdaugError as exc:

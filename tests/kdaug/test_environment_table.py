@@ -17,7 +17,7 @@ TABLE_START = "Every environment variable kdaug reads:"
 
 
 def variables_read() -> set[str]:
-    from augment.build.executors.local import THREAD_VARS
+    from kdaug.machine import THREAD_VARS
     from service.settings import ServiceSettings
 
     names = {"KDAUG_" + name.upper() for name in ServiceSettings.model_fields}

@@ -230,3 +230,43 @@ def test_mode_and_threads_flags(monkeypatch):
     assert (s.mode, s.model_threads()) == ("fast", 3)
     monkeypatch.delenv("KDAUG_MODE")
     assert ServiceSettings().mode == "exact"  # the default: the CLI's answers (docs/service.md)
+
+
+BLAS = ("openblas", "mkl")
+
+
+def _pools() -> dict[str, int]:
+    """Threads of each BLAS library loaded in this process (several of one kind: the most)."""
+    from threadpoolctl import threadpool_info
+
+    out: dict[str, int] = {}
+    for lib in threadpool_info():
+        if lib["internal_api"] in BLAS:
+            out[lib["internal_api"]] = max(out.get(lib["internal_api"], 0), lib["num_threads"])
+    return out
+
+
+def test_kdaug_serve_gives_the_blas_pools_the_model_threads(tiny_mlm_dir, monkeypatch):
+    """numpy's BLAS (the POS tagger's matrix products) starts a thread per core, a container's
+    CPU quota ignored as by torch's default: `kdaug serve` caps it at the model threads in its
+    own process, unless the user set the pool's own variable."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from kdaug.cli.serve import load_augmenter
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = augment_config(ServiceSettings(mlm=str(tiny_mlm_dir)))
+    torch_threads = torch.get_num_threads()
+    try:
+        with threadpool_limits(limits=2, user_api="blas"):  # as on a machine of 2 cores or more
+            assert set(_pools().values()) == {2}, "no BLAS loaded, or it would not take 2 threads"
+            load_augmenter(ServiceSettings(torch_threads=1), cfg)
+            assert set(_pools().values()) == {1}, _pools()
+            monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+            with threadpool_limits(limits=2, user_api="blas"):
+                load_augmenter(ServiceSettings(torch_threads=1), cfg)
+                assert _pools().get("openblas", 2) == 2, _pools()
+    finally:
+        torch.set_num_threads(torch_threads)

@@ -25,11 +25,9 @@ from augment.build.executors.sizing import (
 from augment.build.shard import Progress, ShardResult, ShardTask
 from augment.config import AugmentConfig
 from kdaug.errors import KdaugError
-from kdaug.machine import available_cores
+from kdaug.machine import THREAD_VARS, available_cores, cap_thread_pools
 
 log = logging.getLogger(__name__)
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-THREAD_POOLS = dict(zip(THREAD_VARS, ("openmp", "openblas", "mkl"), strict=True))  # threadpoolctl
 
 
 def local_executor(
@@ -122,16 +120,6 @@ class SerialExecutor:
                     if self.loaded_here:  # its own models, loaded: now cap the pools
                         capped.enter_context(cap_thread_pools(threads))
                 yield worker.run(task, progress)
-
-
-def cap_thread_pools(threads: int):
-    """A context in which the BLAS / OpenMP libraries loaded in this process use at most
-    `threads` threads: what THREAD_VARS do for a worker process that has yet to load them, for
-    this process, which has. A library whose variable the user set is left as it is."""
-    from threadpoolctl import ThreadpoolController
-
-    apis = [api for var, api in THREAD_POOLS.items() if os.environ.get(var) is None]
-    return ThreadpoolController().select(internal_api=apis).limit(limits=threads)
 
 
 # local process pool -----------------------------------------------------------------------

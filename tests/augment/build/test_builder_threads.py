@@ -8,7 +8,7 @@ import pytest
 
 from augment.build.build import build
 from augment.build.executors import SerialExecutor, local, make_executor
-from augment.build.executors.local import THREAD_VARS
+from kdaug.machine import THREAD_VARS
 from tests.augment.build.support import make_spec, shard_bytes
 
 
