@@ -27,10 +27,9 @@ from dataclasses import asdict, replace
 from typing import Any, Literal
 
 from augment.config import AugmentConfig
-from augment.io.readers import Columns, columns_for, missing_columns, to_record
+from augment.io.readers import Columns, columns_for, hub_columns, missing_columns, to_record
 from augment.records import Record, Reject
 from kdaug.errors import InputError
-from kdaug.tasks import GLUE_TASKS
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +48,8 @@ def dataset_columns(
     """Where the fields of a dataset with `column_names` are: as `kdaug augment` maps them
     (task preset, then the named columns), except that a task preset whose columns the dataset
     lacks takes the hub GLUE config's names (`sentence1`, `label`, `idx`, ...)."""
-    cols = columns_for(task, text, text_b, label, id)
     names = set(column_names)
-    if cols.task in GLUE_TASKS and text is None and cols.text_a not in names:
-        # the hub's GLUE configs name their columns apart from the GLUE tsv files; the label
-        # is `label`, the id `idx`
-        a, b = GLUE_TASKS[cols.task].hub_columns
-        if a in names and (b is None or b in names):
-            cols = replace(
-                cols,
-                text_a=a,
-                text_b=b if text_b is None else text_b,
-                label=("label" if "label" in names else None) if label is None else label,
-                id=("idx" if "idx" in names else None) if id is None else id,
-                header=True,
-            )
+    cols = hub_columns(columns_for(task, text, text_b, label, id), names)
     if cols.id is not None and id is None and cols.id not in names:
         cols = replace(cols, id=None)  # a preset's id column the dataset lacks: row numbers
     # a preset's label column may be absent (a test split), a label column named here may not

@@ -126,11 +126,13 @@ def column_names(
     header: bool = True,
     split: str = "train",
     json_keys: int | None = None,
+    json_first_row: bool = False,
 ) -> list[str | int]:
     """The columns of a table, in input order: a header's or schema's names; for a file without
     a header, the field positions (0, 1, ...) up to the widest row; for JSON lines, the keys of
     every object in order of first appearance (one pass over the file; with `json_keys`, the
-    first that many, read no further than it takes to find them)."""
+    first that many, read no further than it takes to find them; with `json_first_row`, the
+    first object's)."""
     path = Path(path)
     if fmt == "hf":
         return list(open_hf_dataset(str(path), split).column_names)
@@ -141,6 +143,8 @@ def column_names(
         for item in _jsonl_rows(path):
             if isinstance(item, Row):
                 seen.update(dict.fromkeys(item.values))
+                if json_first_row:
+                    break
                 if json_keys is not None and len(seen) >= json_keys:
                     return list(seen)[:json_keys]
         return list(seen)

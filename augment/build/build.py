@@ -15,6 +15,7 @@ files it can prove it wrote (see augment.build.manifest).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -52,6 +53,7 @@ from augment.build.spec import (
 from augment.build.stats import build_stats
 from augment.io.card import CARD_NAME, write_card
 from augment.io.layout import ShardLayout
+from augment.io.readers import input_columns
 from kdaug.errors import InputError, KdaugError, interrupts
 from kdaug.files import is_temp_name, write_json_atomic
 from kdaug.manifest import RECORDS_DIR, shard_name
@@ -110,6 +112,10 @@ def _build(spec: BuildSpec, executor: Executor | None = None) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     fmt = resolve_format(spec.input, spec.fmt)
+    # a GLUE preset over a `datasets` export of GLUE reads the hub's column names
+    spec = dataclasses.replace(
+        spec, columns=input_columns(spec.columns, spec.input, fmt, spec.split)
+    )
     state = input_state(spec.input)  # before the hash: any later change shows
     info = describe_input(spec.input, fmt, spec.split, spec.columns.header)
     out = spec.output

@@ -94,6 +94,41 @@ def columns_for(
     return replace(cols, **given)
 
 
+def hub_columns(cols: Columns, names: Iterable[Any]) -> Columns:
+    """`cols`, or, when they are a GLUE preset's whose text column the input (with column
+    `names`) lacks while it has the hub GLUE config's (`sentence1`, ...), the hub's names: its
+    texts, `label` and `idx` where present (a Hugging Face `datasets` export of GLUE). Only the
+    fields that still hold the preset's columns change; names given in their place stay."""
+    names = set(names)
+    if cols.task not in GLUE_TASKS or cols.text_a in names:
+        return cols
+    a, b = GLUE_TASKS[cols.task].hub_columns
+    if a not in names or (b is not None and b not in names):
+        return cols
+    preset = GLUE_PRESETS[cols.task]
+    if cols.text_a != preset.text_a:
+        return cols  # a text column the user named: missing, as they will be told
+    hub = {
+        "text_a": a,
+        "text_b": b,
+        "label": "label" if "label" in names else None,
+        "id": "idx" if "idx" in names else None,
+    }
+    kept = {k: getattr(cols, k) for k in hub if getattr(cols, k) != getattr(preset, k)}
+    return replace(cols, **{**hub, **kept}, header=True)
+
+
+def input_columns(cols: Columns, path: str | Path, fmt: str, split: str = "train") -> Columns:
+    """`hub_columns` of an input file or dataset (a JSON lines file by its first row's keys)."""
+    if cols.task not in GLUE_TASKS:
+        return cols
+    try:
+        names = tables.column_names(path, fmt, True, split, json_first_row=True)
+    except (InputError, OSError, ValueError):
+        return cols  # the reader says what is wrong with the input, in its own words
+    return hub_columns(cols, names)
+
+
 def _maybe_index(name: str, header: bool) -> str | int:
     return int(name) if not header and name.isdigit() else name
 
