@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Collection
 from pathlib import Path
 
 # The device settings every command accepts (validated by kdaug.settings.device_name).
@@ -48,7 +48,7 @@ def available_cores(root: Path = CGROUP) -> int:
     return max(1, cores)
 
 
-def cap_thread_pools(threads: int, apis: Iterable[str] = tuple(THREAD_POOLS.values())):
+def cap_thread_pools(threads: int, apis: Collection[str] = tuple(THREAD_POOLS.values())):
     """Cap the libraries of `apis` (default: BLAS and OpenMP) loaded in this process at
     `threads` threads (OpenMP's count is the calling thread's, BLAS's the process's): what
     THREAD_VARS do for a process that has yet to load them. A library whose variable the user
@@ -56,7 +56,6 @@ def cap_thread_pools(threads: int, apis: Iterable[str] = tuple(THREAD_POOLS.valu
     `restore_original_limits()` gives the counts back."""
     from threadpoolctl import ThreadpoolController
 
-    wanted = set(apis)
-    apis = [api for var, api in THREAD_POOLS.items() if os.environ.get(var) is None]
-    apis = [api for api in apis if api in wanted]
-    return ThreadpoolController().select(internal_api=apis).limit(limits=threads)
+    unset = [api for var, api in THREAD_POOLS.items() if os.environ.get(var) is None]
+    chosen = [api for api in unset if api in apis]
+    return ThreadpoolController().select(internal_api=chosen).limit(limits=threads)
