@@ -9,11 +9,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from augment.candidates.registry import load_sources, missing_hint, routing_order
 from augment.candidates.source import CandidateSource, WordInContext
 from augment.config import AugmentConfig, SampleParams
+from augment.draws import draws
 from augment.pos.filter import check_pipeline, keep_agreeing, synonym_rule
 from augment.pos.tagger import TaggedText, Tagger, Word
 from augment.records import MAX_TEXT_CHARS, Record, Replacement, Variant, text_problem
@@ -302,22 +301,19 @@ class Augmenter:
         self.stats.words_without_candidates += len(slots) - len(usable)
         if not usable:
             return out
-        rng = np.random.Generator(np.random.PCG64(record_seed(p.seed, rec.id)))
-        highs = np.array([len(s.candidates) for s in usable], dtype=np.int64)
+        # one draw per word and one candidate index per word, every attempt, whatever is
+        # picked: the generator's stream (and so every variant) depends on the record only
+        highs = [len(s.candidates) for s in usable]
+        attempts = draws(record_seed(p.seed, rec.id), highs, p.p)
         cased: dict[tuple[int, int], str] = {}  # (slot, candidate) -> the word as written
         seen = {(rec.text_a, rec.text_b)}
         made = 0
         for _ in range(p.n * self.config.max_attempts_factor):
             if made == p.n:
                 break
-            # one draw per word and one candidate index per word, every attempt, whatever is
-            # picked: the generator's stream (and so every variant) depends on the record only
-            draws = rng.random(len(usable))
-            picks = rng.integers(0, highs)
-            hit = [j for j, d in enumerate(draws.tolist()) if d < p.p]
+            hit, picked = next(attempts)
             if not hit:
                 continue
-            picked = picks.tolist()
             chosen = []
             for j in hit:
                 k = picked[j]
