@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from augment.candidates import quant
 from augment.candidates.conditioning import TOKEN_TYPE, load_conditioning
 from augment.candidates.masking import Copy, Masking, MaskQuery, encode, pack
+from augment.candidates.topk import top_k
 from kdaug.errors import KdaugError
 from kdaug.resolve import mlm_load_hint, resolve_device, resolve_model
 
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 _EXTRA = 8  # candidates fetched beyond top_k so that re-ranking with rounded scores is stable
 _SCORE_DECIMALS = 3
-_BLOCK = 64  # columns per block of the CPU top-k (`top_k_blocked`)
 
 
 class MaskedLMCandidates:
@@ -165,8 +165,8 @@ class MaskedLMCandidates:
 
     def _valid_projection(self):
         """A BERT-style head's vocabulary projection cut to the ids that may be proposed (a
-        third of the vocabulary never is): (weight rows, bias, column of each id or -1, id of
-        each column), made once per weight tensor; None for other heads and for int8 layers."""
+        third of the vocabulary never is): (weight rows, bias, column of each id or -1), made
+        once per weight tensor; None for other heads and for int8 layers."""
         import torch
 
         pred = getattr(self.head, "predictions", None)
@@ -183,13 +183,7 @@ class MaskedLMCandidates:
                 ids = self._valid_ids
                 column = torch.full(self._valid.shape, -1, dtype=torch.long, device=self.device)
                 column[ids] = torch.arange(len(ids), device=self.device)
-                # padded to whole blocks for `top_k_blocked`: zero rows with bias -inf give
-                # columns of -inf, never proposed (their id, 0, is dropped with its score)
-                pad = -len(ids) % _BLOCK
-                weight = torch.nn.functional.pad(decoder.weight[ids], (0, 0, 0, pad))
-                bias = torch.nn.functional.pad(bias[ids], (0, pad), value=float("-inf"))
-                ids = torch.nn.functional.pad(ids, (0, pad))
-                cut = (weight.contiguous(), bias.contiguous(), column, ids)
+                cut = (decoder.weight[ids].contiguous(), bias[ids].contiguous(), column)
             self._projection = (key, cut)
         return self._projection[1]
 
@@ -287,7 +281,7 @@ class MaskedLMCandidates:
                 hidden = self.model.base_model(
                     input_ids=ids, attention_mask=attn, token_type_ids=types
                 ).last_hidden_state
-                weight, bias, column, column_ids = valid
+                weight, bias, column = valid
                 x = self.head.predictions.transform(hidden[rows, cols])
                 logits = torch.nn.functional.linear(x, weight, bias).float()
                 word_ids = column[word_ids.clamp(min=0)].masked_fill(word_ids < 0, -1)
@@ -306,16 +300,13 @@ class MaskedLMCandidates:
                 masks_with = torch.nonzero(has_word).squeeze(1)
                 logits[masks_with, word_ids[has_word]] = float("-inf")
             k = min(self.top_k + _EXTRA, logits.shape[1])
-            if valid is not None and dev == "cpu":
-                scores, idx = top_k_blocked(logits, k, _BLOCK)
-            else:
-                scores, idx = torch.topk(logits, k, dim=1)
+            scores, idx = top_k(logits, k) if valid is not None else torch.topk(logits, k, dim=1)
             if valid is None and scores.isnan().any():
                 # a NaN (or +inf met -inf): sorted first; mask exactly
                 logits = logits.masked_fill(~self._valid, float("-inf"))
                 scores, idx = torch.topk(logits, k, dim=1)
             if valid is not None:
-                idx = column_ids[idx]
+                idx = self._valid_ids[idx]
         self.forward_passes += 1
         scores, idx = scores.cpu().tolist(), idx.cpu().tolist()
         flat = []
@@ -332,26 +323,6 @@ class MaskedLMCandidates:
             out.append(flat[at : at + len(c.positions)])
             at += len(c.positions)
         return out
-
-
-def top_k_blocked(x, k: int, block: int):
-    """`torch.topk(x, k, dim=1)` for a CPU matrix of whole blocks of `block` columns, in about
-    half its time on a vocabulary-wide row: the k largest values lie in the k blocks with the
-    largest maxima (k values at least the k-th largest maximum exist), so one top-k over the
-    blocks' maxima and one over those k blocks replace a top-k over the whole row. The same
-    values; indices may differ from torch.topk's only between equal values."""
-    import torch
-
-    x = x.contiguous()
-    rows, width = x.shape
-    if width % block or width // block < k:
-        return torch.topk(x, k, dim=1)
-    nb = width // block
-    _, top = torch.topk(x.view(rows, nb, block).amax(2), k, dim=1, sorted=False)
-    picked = (top + torch.arange(rows, device=x.device).unsqueeze(1) * nb).view(-1)
-    cand = x.view(rows * nb, block).index_select(0, picked).view(rows, k * block)
-    scores, at = torch.topk(cand, k, dim=1)
-    return scores, top.gather(1, at // block) * block + at % block
 
 
 def load_source(cfg: AugmentConfig, loaded: Mapping[str, object]) -> MaskedLMCandidates | None:

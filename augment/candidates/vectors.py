@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from augment.candidates.topk import top_k
 from kdaug.vectors import WordVectors, read_vectors
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ class VectorIndex:
                     part = torch.cat([part, part.new_zeros((_MIN_ROWS - m, part.shape[1]))])
                 out = self._scores[: len(part)]
                 torch.mm(part, self._search.T, out=out)
-                s, i = torch.topk(out[:m], k_fetch, dim=1)
+                s, i = top_k(out[:m], k_fetch)
                 # Python lists: the same numbers (float32 -> float, exactly), read without
                 # numpy's per-element cost
                 scores += s.cpu().tolist()
