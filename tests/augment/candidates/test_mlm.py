@@ -1,10 +1,13 @@
 import json
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from augment.candidates.masking import Copy, MaskQuery, pack
-from augment.candidates.mlm import MaskedLMCandidates
+from augment.candidates.mlm import MaskedLMCandidates, _ranked
 from kdaug.errors import KdaugError
 
 TEXT = "She opened the door and walked into the kitchen."
@@ -187,3 +190,24 @@ def test_fast_mode_answers_every_query_even_with_a_tiny_window(tiny_mlm_dir):
     assert all(narrow.predict(queries))
     for c in narrow.masking.copies(queries):
         assert len(c.input_ids) <= narrow.masking.max_length
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(-30, 30, width=32),
+            st.sampled_from([1.2345, 1.2346, 1.23449, 1.2355, 7.0, 7.0004]),
+        ),
+        max_size=30,
+    ),
+    st.integers(0, 5),
+    st.integers(1, 20),
+)
+def test_ranking_is_the_sort_by_rounded_score_then_id(scores, masked, top_k):
+    """_ranked walks the runs of a sorted row; it gives what sorting every (rounded score, id)
+    gives."""
+    row = sorted(scores, reverse=True) + [float("-inf")] * masked
+    ids = list(np.random.default_rng(len(row)).permutation(1000)[: len(row)])
+    want = sorted((-round(s, 3), i) for s, i in zip(row, ids, strict=True) if s != float("-inf"))
+    assert _ranked(row, ids, top_k) == [(-s, i) for s, i in want[:top_k]]
