@@ -4,10 +4,13 @@
 place, what tag does the tagger give it? spaCy's CNN tagger (tok2vec: per-token hash embeddings,
 then `depth` residual maxout layers over a +-`window` neighbourhood; tagger: softmax) sees only
 +-(depth * window) words, so the answer depends on that window alone. Running spaCy on each window
-computes every layer at every position. `CenterTagger` computes the same numbers for the centre
-only: embeddings once per distinct word, then at layer k only the positions the centre still
-depends on, for all windows at once with numpy. It checks itself against spaCy on load and is
-used only when the two agree exactly; otherwise the caller falls back to spaCy.
+computes every layer at every position. `CenterTagger` computes the same function for the
+centre only: embeddings once per distinct word, the first layer's weight products once per
+distinct word too, then at layer k only the positions the centre still depends on, for all
+windows at once with numpy. Its sums run in another order than spaCy's (as two BLAS libraries'
+would), so the last bits of a score may differ; the tags are what it must give. It checks itself
+against spaCy on load and is used only when the two give the same tags; otherwise the caller
+falls back to spaCy.
 """
 
 from __future__ import annotations
@@ -142,25 +145,46 @@ class CenterTagger:
     # internals ---------------------------------------------------------------------------
     def _tags(self, table: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """Tag ids at positions reach .. width-1-reach of each row of embedding-table indices,
-        computed a few rows at a time (see _CHUNK_POSITIONS)."""
+        computed a few rows at a time (see _CHUNK_POSITIONS).
+
+        The first layer's input at a position is the 2*window+1 embeddings around it, so its
+        product with the weights is a sum of one product per embedding: those are computed once
+        per distinct word here (windows that re-tag candidates in one context share all but
+        one word), then summed at each position."""
+        used, local = np.unique(idx, return_inverse=True)
+        local = local.reshape(idx.shape)
+        W = self.layers[0][0]
+        d = table.shape[1]
+        first = [table[used] @ W[j * d : (j + 1) * d] for j in range(2 * self.window + 1)]
         rows = max(1, _CHUNK_POSITIONS // max(1, idx.shape[1]))
-        if len(idx) <= rows:
-            return self._tags_of(table, idx)
         return np.concatenate(
-            [self._tags_of(table, idx[i : i + rows]) for i in range(0, len(idx), rows)]
+            [
+                self._tags_of(table, idx[i : i + rows], first, local[i : i + rows])
+                for i in range(0, len(idx), rows)
+            ]
         )
 
-    def _tags_of(self, table: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    def _tags_of(
+        self, table: np.ndarray, idx: np.ndarray, first: list[np.ndarray], local: np.ndarray
+    ) -> np.ndarray:
         """Positions outside the text hold the zero row and then go through the layers like any
-        other: spaCy pads each text with as many zero rows as the receptive field."""
+        other: spaCy pads each text with as many zero rows as the receptive field. `first`: the
+        first layer's weight products, one per window offset, of the words `local` indexes."""
         x = table[idx]
         w = self.window
         width = idx.shape[1]
         for k, (W, b, G, lb) in enumerate(self.layers, start=1):
             n_out = width - 2 * k * w  # positions that still matter after layer k
-            cols = np.concatenate([x[:, j : j + n_out] for j in range(2 * w + 1)], axis=2)
             n_o = G.shape[0]
-            flat = cols.reshape(-1, W.shape[0]) @ W + b
+            if k == 1:
+                flat = first[0][local[:, :n_out]]
+                for j in range(1, 2 * w + 1):
+                    flat += first[j][local[:, j : j + n_out]]
+                flat += b
+                flat = flat.reshape(-1, W.shape[1])
+            else:
+                cols = np.concatenate([x[:, j : j + n_out] for j in range(2 * w + 1)], axis=2)
+                flat = cols.reshape(-1, W.shape[0]) @ W + b
             h = flat[:, :n_o]
             for piece in range(1, flat.shape[1] // n_o):
                 h = np.maximum(h, flat[:, piece * n_o : (piece + 1) * n_o])

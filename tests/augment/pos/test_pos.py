@@ -212,7 +212,7 @@ def test_centre_tagger_tags_in_chunks_as_in_one_pass(tagger, monkeypatch):
     monkeypatch.setattr(
         window_tagger.CenterTagger,
         "_tags_of",
-        lambda self, table, idx: calls.append(len(idx)) or real(self, table, idx),
+        lambda self, table, idx, *rest: calls.append(len(idx)) or real(self, table, idx, *rest),
     )
     for positions in (1, 9, 100, 1024):
         monkeypatch.setattr(window_tagger, "_CHUNK_POSITIONS", positions)
