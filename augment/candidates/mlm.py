@@ -334,16 +334,19 @@ def _ranked(scores: list[float], ids: list[int], top_k: int) -> list[tuple[float
     query was computed in); -inf scores dropped. Rounding keeps the order of the scores, so only
     runs of equal rounded scores need sorting, and none past the run that holds the top_k-th."""
     out: list[tuple[float, int]] = []
-    inf = float("-inf")
-    n, j = len(scores), 0
-    while j < n and len(out) < top_k and scores[j] != inf:
-        r = round(scores[j], _SCORE_DECIMALS)
-        run = [ids[j]]
-        j += 1
-        while j < n and scores[j] != inf and round(scores[j], _SCORE_DECIMALS) == r:
-            run.append(ids[j])
-            j += 1
-        out += [(r, i) for i in sorted(run)]
+    run: list[int] = []  # ids of the current run of equal rounded scores
+    last = None
+    for score, i in zip(scores, ids, strict=True):
+        if score == float("-inf"):
+            break
+        r = round(score, _SCORE_DECIMALS)
+        if r != last:
+            out += [(last, x) for x in sorted(run)]
+            if len(out) >= top_k:
+                return out[:top_k]
+            run, last = [], r
+        run.append(i)
+    out += [(last, x) for x in sorted(run)]
     return out[:top_k]
 
 
