@@ -34,9 +34,9 @@ _FIRST_CHUNK = 32  # attempts drawn at once, then twice as many each time
 def draws(seed: int, highs: Sequence[int], p: float) -> Iterator[tuple[list[int], list[int]]]:
     """(indices j with rng.random(m)[j] < p, rng.integers(0, highs) as a list) per attempt, as a
     fresh Generator(PCG64(seed)) gives them called in that order, attempt after attempt."""
-    if exact():
+    if highs and min(highs) >= 1 and max(highs) < 2**32 and exact():
         return Draws(seed, highs, p).attempts()
-    return numpy_draws(seed, highs, p)
+    return numpy_draws(seed, highs, p)  # bounds past Lemire's 32-bit path, or none
 
 
 def numpy_draws(
@@ -130,7 +130,7 @@ def exact() -> bool:
     and even number of draws per attempt, words with one candidate, chunk boundaries and a
     rejected draw."""
     cases = [[2], [1], [3, 1, 5], [1, 1, 2], [7] * 4, [2, 3, 4, 5, 6, 7, 8], [30, 1, 17, 1, 9]]
-    for seed in range(12):
+    for seed in range(4):
         for highs in cases:
             if not _same(seed, highs, 0.3, _FIRST_CHUNK * 3 + 5):
                 log.warning("sampler draws differ from numpy's: using numpy's calls (slower)")

@@ -59,3 +59,8 @@ def test_the_self_check_holds_here_and_can_fail(monkeypatch):
         assert list(islice(D.draws(4, [3, 1, 7], 0.4), 70)) == _numpy(4, [3, 1, 7], 0.4, 70)
     finally:
         D.exact.cache_clear()
+
+
+def test_bounds_past_32_bits_take_numpys_calls():
+    highs = [3, 2**33]  # numpy's 64-bit path, which Draws does not reproduce
+    assert list(islice(D.draws(5, highs, 0.5), 40)) == _numpy(5, highs, 0.5, 40)
