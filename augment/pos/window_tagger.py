@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from augment.pos.ruler import PosRules, Unsupported
+
 log = logging.getLogger(__name__)
 
 Window = tuple[tuple[str, ...], int]  # (words, index of the centre word)
@@ -85,6 +87,7 @@ class CenterTagger:
         self._rows: dict[Key, int] = {}
         self._table: np.ndarray | None = None
         self._pos: dict[tuple[str, str], str] = {}
+        self._pos_rules: PosRules | bool | None = None  # None: not read yet
 
     # public ------------------------------------------------------------------------------
     def pos(self, windows: Sequence[Window]) -> list[str]:
@@ -224,23 +227,46 @@ class CenterTagger:
         return self._table
 
     def _coarse(self, pairs: Sequence[tuple[str, str]]) -> list[str]:
-        """The pipeline's coarse POS for each (word, fine tag), as its attribute ruler sets it.
-        Only single-token patterns set POS (the others need a parser or set lemmas), so the
-        words not seen before are mapped together in one doc."""
-        from spacy.tokens import Doc
-
+        """The pipeline's coarse POS for each (word, fine tag), as its attribute ruler sets it:
+        by `PosRules` when they reproduce the ruler, else by the ruler on a doc."""
         if len(self._pos) > _MAX_WORDS:
             self._pos = {}
         new = list(dict.fromkeys(k for w, t in pairs if (k := (w.lower(), t)) not in self._pos))
         if new:
-            doc = Doc(self.nlp.vocab, words=[w for w, _ in new])
-            for token, (_, tag) in zip(doc, new, strict=True):
-                token.tag_ = tag
-            for _, proc in self._rest:
-                doc = proc(doc)
-            for token, key in zip(doc, new, strict=True):
-                self._pos[key] = token.pos_
+            rules = self._rules()
+            found = [rules.pos(w, t) for w, t in new] if rules else self._ruler_pos(new)
+            self._pos.update(zip(new, found, strict=True))
         return [self._pos[(w.lower(), t)] for w, t in pairs]
+
+    def _ruler_pos(self, pairs: Sequence[tuple[str, str]]) -> list[str]:
+        """The POS of each (word, fine tag) from the pipeline's components after the tagger.
+        Only single-token patterns set POS (the others need a parser or set lemmas), so the
+        words are mapped together in one doc."""
+        from spacy.tokens import Doc
+
+        doc = Doc(self.nlp.vocab, words=[w for w, _ in pairs])
+        for token, (_, tag) in zip(doc, pairs, strict=True):
+            token.tag_ = tag
+        for _, proc in self._rest:
+            doc = proc(doc)
+        return [token.pos_ for token in doc]
+
+    def _rules(self) -> PosRules | None:
+        """The attribute ruler's POS rules, read once; None where they do not reproduce it
+        (other components after the tagger, patterns they cannot read, a disagreement)."""
+        if self._pos_rules is None:
+            self._pos_rules = False
+            if [name for name, _ in self._rest] == ["attribute_ruler"]:
+                try:
+                    rules = PosRules.from_ruler(self._rest[0][1])
+                except Unsupported as exc:
+                    log.info("coarse POS by the attribute ruler: %s", exc)
+                else:
+                    if rules.agrees_with(self._ruler_pos, self.tags):
+                        self._pos_rules = rules
+                    else:
+                        log.warning("POS rules disagree with the attribute ruler; using the ruler")
+        return self._pos_rules or None
 
 
 def _key(token) -> Key:
