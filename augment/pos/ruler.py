@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 log = logging.getLogger(__name__)
 
 Condition = tuple[str, object]  # (token attribute, pattern value)
+_FIXED = ("TAG", "DEP")  # the attributes that do not depend on the word
 _WORDS = ("LOWER", "ORTH")  # the attributes whose values are words
 _PLAIN_WORDS = ("table", "run", "x", "quickly", " ")
 
@@ -58,16 +59,36 @@ class PosRules:
         return cls(rules)
 
     def pos(self, word: str, tag: str) -> str:
-        """The POS the ruler sets on a token `word` tagged `tag` ('' when no pattern sets one)."""
-        rules = self._by_tag.get(tag)
-        if rules is None:
-            merged = sorted(self._tagged.get(tag, []) + self._generic, key=lambda r: r[0])
-            rules = self._by_tag[tag] = [(conds, pos) for _, conds, pos in merged]
-        found = ""
-        for conds, pos in rules:
-            if all(_holds(value, _attribute(key, word, tag)) for key, value in conds):
-                found = pos
-        return found
+        """The POS the ruler sets on a token `word` tagged `tag` ('' when no pattern sets one):
+        that of the last pattern that matches."""
+        plan = self._by_tag.get(tag)
+        if plan is None:
+            plan = self._by_tag[tag] = self._plan(tag)
+        best, by_lower, others = plan
+        for hit in by_lower.get(word.lower(), ()):
+            best = max(best, hit)
+        for order, conds, pos in others:
+            if order > best[0] and all(_holds(v, _attribute(k, word, tag)) for k, v in conds):
+                best = (order, pos)
+        return best[1]
+
+    def _plan(self, tag: str):
+        """The rules that can match a token tagged `tag`, split for speed: the last of those
+        that hold whatever the word, (order, POS); those that ask for the lowercase word only
+        (LOWER = or IN), by word; the others, with the conditions left to check per word."""
+        always, by_lower, others = (-1, ""), {}, []
+        for order, conds, pos in sorted(self._tagged.get(tag, []) + self._generic, key=_first):
+            on_word = [(k, v) for k, v in conds if k not in _FIXED]
+            if not all(_holds(v, _attribute(k, "", tag)) for k, v in conds if k in _FIXED):
+                continue  # never for this tag
+            if not on_word:
+                always = (order, pos)
+            elif len(on_word) == 1 and on_word[0][0] == "LOWER" and _is_in(on_word[0][1]):
+                for w in _strings(on_word[0][1]):
+                    by_lower.setdefault(w, []).append((order, pos))
+            else:
+                others.append((order, tuple(on_word), pos))
+        return always, by_lower, others
 
     def agrees_with(
         self, ruler_pos: Callable[[Sequence[tuple[str, str]]], list[str]], tags
@@ -119,6 +140,15 @@ def _holds(value: object, actual: object) -> bool:
         op, items = next(iter(value.items()))
         return (actual in items) if op == "IN" else (actual not in items)
     return actual == value
+
+
+def _first(rule: tuple) -> int:
+    return rule[0]
+
+
+def _is_in(value: object) -> bool:
+    """Is a pattern value an equality or an IN list (not NOT_IN)?"""
+    return not isinstance(value, dict) or "IN" in value
 
 
 def _strings(value: object) -> list[str]:

@@ -87,3 +87,29 @@ def test_rules_that_disagree_with_the_ruler_are_not_used(tagger, monkeypatch, ca
         assert fresh._rules() is None
     assert "disagree" in caplog.text
     assert fresh._coarse([("table", "NN")]) == ["NOUN"]  # the ruler's own answer
+
+
+def test_patterns_of_one_entry_share_its_order():
+    rules = PosRules.from_ruler(
+        _Ruler(
+            [
+                {
+                    "patterns": [
+                        [{"TAG": "NN", "LOWER": {"IN": ["it"]}}],
+                        [{"TAG": "NN", "DEP": ""}],
+                    ],
+                    "attrs": {"POS": "PRON"},
+                    "index": 0,
+                },
+                {
+                    "patterns": [[{"TAG": "NN", "IS_SPACE": True}]],
+                    "attrs": {"POS": "SPACE"},
+                    "index": 0,
+                },
+            ]
+        )
+    )
+    assert rules.pos("it", "NN") == "PRON"
+    assert rules.pos("table", "NN") == "PRON"  # DEP "" holds without a parser
+    assert rules.pos(" ", "NN") == "SPACE"
+    assert rules.pos("table", "VB") == ""
