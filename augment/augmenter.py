@@ -321,8 +321,11 @@ class Augmenter:
                 if word is None:
                     word = cased[j, k] = match_case(usable[j].word.text, usable[j].candidates[k][0])
                 chosen.append((usable[j], k, word))
-            text_a = _apply(rec.text_a, [c for c in chosen if c[0].field == "a"])
-            text_b = _apply(rec.text_b, [c for c in chosen if c[0].field == "b"])
+            if rec.text_b is None:  # every slot is field a's
+                text_a, text_b = _apply(rec.text_a, chosen), None
+            else:
+                text_a = _apply(rec.text_a, [c for c in chosen if c[0].field == "a"])
+                text_b = _apply(rec.text_b, [c for c in chosen if c[0].field == "b"])
             if (text_a, text_b) in seen:
                 continue
             seen.add((text_a, text_b))
