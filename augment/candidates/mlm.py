@@ -316,11 +316,8 @@ class MaskedLMCandidates:
             if valid is not None:
                 idx = self._valid_ids[idx]
         self.forward_passes += 1
-        scores, idx = scores.cpu().tolist(), idx.cpu().tolist()
-        flat = [
-            [(self._tokens[i], s) for s, i in _ranked(srow, irow, self.top_k)]
-            for srow, irow in zip(scores, idx, strict=True)
-        ]
+        ranked = _ranked(scores.double().cpu().numpy(), idx.cpu().numpy(), self.top_k)
+        flat = [[(self._tokens[i], s) for s, i in row] for row in ranked]
         out, at = [], 0
         for c in copies:
             out.append(flat[at : at + len(c.positions)])
@@ -328,26 +325,27 @@ class MaskedLMCandidates:
         return out
 
 
-def _ranked(scores: list[float], ids: list[int], top_k: int) -> list[tuple[float, int]]:
-    """The first `top_k` (score rounded to _SCORE_DECIMALS, id) of a row sorted by score,
-    ranked by rounded score, ties by id (the same candidates whatever the padding or batch a
-    query was computed in); -inf scores dropped. Rounding keeps the order of the scores, so only
-    runs of equal rounded scores need sorting, and none past the run that holds the top_k-th."""
-    out: list[tuple[float, int]] = []
-    run: list[int] = []  # ids of the current run of equal rounded scores
-    last = None
-    for score, i in zip(scores, ids, strict=True):
-        if score == float("-inf"):
-            break
-        r = round(score, _SCORE_DECIMALS)
-        if r != last:
-            out += [(last, x) for x in sorted(run)]
-            if len(out) >= top_k:
-                return out[:top_k]
-            run, last = [], r
-        run.append(i)
-    out += [(last, x) for x in sorted(run)]
-    return out[:top_k]
+def _ranked(scores: np.ndarray, ids: np.ndarray, top_k: int) -> list[list[tuple[float, int]]]:
+    """For each row of scores (float64, as Python floats would hold them) and their ids: the
+    first `top_k` (score rounded to _SCORE_DECIMALS, id), ranked by rounded score, ties by id
+    (the same candidates whatever the padding or batch a query was computed in); -inf scores
+    dropped. The rounding is Python's `round`: numpy's (x * 1000 to the nearest integer, / 1000)
+    equals it except where x * 1000 lies within rounding error of a half, and those are rounded
+    by Python."""
+    rounded = np.round(scores, _SCORE_DECIMALS)
+    scaled = scores * 10.0**_SCORE_DECIMALS
+    with np.errstate(invalid="ignore"):  # -inf - -inf
+        near = np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6
+    if near.any():
+        rounded[near] = [round(x, _SCORE_DECIMALS) for x in scores[near].tolist()]
+    order = np.lexsort((ids, -rounded), axis=-1)[:, :top_k]
+    top = np.take_along_axis(rounded, order, axis=-1)
+    kept = (top != -np.inf).sum(axis=1).tolist()
+    top_ids = np.take_along_axis(ids, order, axis=-1).tolist()
+    return [
+        list(zip(row[:n], row_ids[:n], strict=True))
+        for row, row_ids, n in zip(top.tolist(), top_ids, kept, strict=True)
+    ]
 
 
 def load_source(cfg: AugmentConfig, loaded: Mapping[str, object]) -> MaskedLMCandidates | None:

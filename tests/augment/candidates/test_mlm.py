@@ -210,4 +210,13 @@ def test_ranking_is_the_sort_by_rounded_score_then_id(scores, masked, top_k):
     row = sorted(scores, reverse=True) + [float("-inf")] * masked
     ids = list(np.random.default_rng(len(row)).permutation(1000)[: len(row)])
     want = sorted((-round(s, 3), i) for s, i in zip(row, ids, strict=True) if s != float("-inf"))
-    assert _ranked(row, ids, top_k) == [(-s, i) for s, i in want[:top_k]]
+    got = _ranked(np.array([row], dtype=np.float64), np.array([ids]), top_k)
+    assert got == [[(-s, i) for s, i in want[:top_k]]]
+
+
+def test_ranking_rounds_as_python_where_numpy_would_not():
+    # x * 1000 within rounding error of a half: numpy's round gives the other neighbour here
+    row = [13.5365, 3.5685000000000002, -2.2415, -14.3185]
+    assert any(np.round(x, 3) != round(x, 3) for x in row)
+    got = _ranked(np.array([row]), np.array([[4, 3, 2, 1]]), 4)
+    assert got == [[(round(x, 3), i) for x, i in zip(row, [4, 3, 2, 1], strict=True)]]
