@@ -38,7 +38,7 @@ class PosRules:
             tag = dict(r[1]).get("TAG")
             if isinstance(tag, str):
                 self._tagged.setdefault(tag, []).append(r)
-        self._by_tag: dict[str, list[tuple[tuple[Condition, ...], str]]] = {}
+        self._by_tag: dict[str, tuple] = {}  # tag -> its rules as `_plan` splits them
 
     @classmethod
     def from_ruler(cls, ruler) -> PosRules:
