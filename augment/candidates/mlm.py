@@ -308,7 +308,7 @@ class MaskedLMCandidates:
                 masks_with = torch.nonzero(has_word).squeeze(1)
                 logits[masks_with, word_ids[has_word]] = float("-inf")
             k = min(self.top_k + _EXTRA, logits.shape[1])
-            scores, idx = top_k(logits, k) if valid is not None else torch.topk(logits, k, dim=1)
+            scores, idx = top_k(logits, k)
             if valid is None and scores.isnan().any():
                 # a NaN (or +inf met -inf): sorted first; mask exactly
                 logits = logits.masked_fill(~self._valid, float("-inf"))

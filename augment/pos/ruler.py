@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,9 @@ class PosRules:
         that hold whatever the word, (order, POS); those that ask for the lowercase word only
         (LOWER = or IN), by word; the others, with the conditions left to check per word."""
         always, by_lower, others = (-1, ""), {}, []
-        for order, conds, pos in sorted(self._tagged.get(tag, []) + self._generic, key=_first):
+        for order, conds, pos in sorted(
+            self._tagged.get(tag, []) + self._generic, key=itemgetter(0)
+        ):
             on_word = [(k, v) for k, v in conds if k not in _FIXED]
             if not all(_holds(v, _attribute(k, "", tag)) for k, v in conds if k in _FIXED):
                 continue  # never for this tag
@@ -108,7 +111,7 @@ class PosRules:
 def _conditions(token: dict) -> list[Condition]:
     out = []
     for key, value in token.items():
-        if key not in ("TAG", "LOWER", "ORTH", "DEP", "IS_SPACE"):
+        if key not in (*_FIXED, *_WORDS, "IS_SPACE"):
             raise Unsupported(f"token attribute {key}")
         if isinstance(value, dict) and (
             len(value) != 1 or next(iter(value)) not in ("IN", "NOT_IN")
@@ -140,10 +143,6 @@ def _holds(value: object, actual: object) -> bool:
         op, items = next(iter(value.items()))
         return (actual in items) if op == "IN" else (actual not in items)
     return actual == value
-
-
-def _first(rule: tuple) -> int:
-    return rule[0]
 
 
 def _is_in(value: object) -> bool:
