@@ -130,6 +130,7 @@ class MaskedLMCandidates:
         self._bias = self._vocab_bias(torch)
         self._valid_ids = torch.nonzero(self._valid).squeeze(1)
         self._projection = None
+        self._logits = None  # the cut projection's output on CPU, reused (see `_project`)
         self._cut_projection = False  # not while calibrating: int8 ranges watch every layer
         # id -> token, None past the tokenizer's ids (as convert_ids_to_tokens answers)
         self._tokens = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
@@ -188,6 +189,21 @@ class MaskedLMCandidates:
                 cut = (decoder.weight[ids].contiguous(), bias[ids].contiguous(), column)
             self._projection = (key, cut)
         return self._projection[1]
+
+    def _project(self, x, weight, bias):
+        """`linear(x, weight, bias)` as float32. On CPU it is written into one buffer kept for
+        the next pass: a fresh tensor of this size is new memory from the kernel each time, and
+        faulting its pages in costs about as much as the product with a small model."""
+        import torch
+
+        if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
+            return torch.nn.functional.linear(x, weight, bias).float()
+        need = x.shape[0] * weight.shape[0]
+        if self._logits is None or self._logits.numel() < need:
+            self._logits = torch.empty(need)
+        out = self._logits[:need].view(x.shape[0], weight.shape[0])
+        # what `linear` computes for a 2-D input with a bias on CPU
+        return torch.addmm(bias, x, weight.t(), out=out)
 
     def is_single_piece(self, word: str) -> bool:
         """Does `word` stay one known WordPiece (the TinyBERT rule for MLM candidates)?"""
@@ -291,7 +307,7 @@ class MaskedLMCandidates:
                 ).last_hidden_state
                 weight, bias, column = valid
                 x = self.head.predictions.transform(hidden[rows, cols])
-                logits = torch.nn.functional.linear(x, weight, bias).float()
+                logits = self._project(x, weight, bias)
                 word_ids = column[word_ids.clamp(min=0)].masked_fill(word_ids < 0, -1)
             elif self.head is not None:
                 hidden = self.model.base_model(

@@ -63,6 +63,21 @@ def test_batch_composition_does_not_change_candidates(mlm):
     assert together == alone == small_chunks
 
 
+def test_projection_buffer_gives_linear_and_is_reused(mlm):
+    weight, bias, _ = mlm._valid_projection()
+    torch.manual_seed(0)
+    big, small = torch.randn(7, weight.shape[1]), torch.randn(3, weight.shape[1])
+    first = mlm._project(big, weight, bias)
+    assert torch.equal(first, torch.nn.functional.linear(big, weight, bias))
+    buffer = mlm._logits.data_ptr()
+    second = mlm._project(small, weight, bias)  # fits: the same memory, no new allocation
+    assert mlm._logits.data_ptr() == buffer and second.data_ptr() == buffer
+    assert torch.equal(second, torch.nn.functional.linear(small, weight, bias))
+    assert second.shape == (3, weight.shape[0]) and second.is_contiguous()
+    grown = mlm._project(torch.randn(11, weight.shape[1]), weight, bias)
+    assert grown.shape == (11, weight.shape[0]) and mlm._logits.numel() >= grown.numel()
+
+
 def test_duplicate_queries_computed_once_then_cached(mlm):
     text = "The red door opened onto a quiet garden."
     passes, hits = mlm.forward_passes, mlm.cache_hits
