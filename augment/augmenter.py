@@ -308,6 +308,7 @@ class Augmenter:
         cased: dict[tuple[int, int], str] = {}  # (slot, candidate) -> the word as written
         seen = {(rec.text_a, rec.text_b)}
         made = 0
+        sources: list[str] = []  # of the replacements made, counted at the end
         for _ in range(p.n * self.config.max_attempts_factor):
             if made == p.n:
                 break
@@ -332,21 +333,24 @@ class Augmenter:
             made += 1
             reps = _replacements(chosen)
             out.append(Variant(rec.id, made, text_a, text_b, rec.label, reps))
-            for r in reps:
-                self.stats.replacements[r.source] += 1
+            sources += [r.source for r in reps]
+        self.stats.replacements.update(sources)
         return out
 
 
-Chosen = tuple[Slot, int, str]  # a slot, the index of its candidate, the candidate as written
+# A slot, the index of its candidate, the candidate as written. The sampler lists them in the
+# order of `plan`'s slots, which is field a's words and then field b's, each in text order.
+Chosen = tuple[Slot, int, str]
 
 
 def _apply(text: str | None, chosen: list[Chosen]) -> str | None:
-    """`text` with the chosen words replaced, every other character kept as it was."""
+    """`text` with the chosen words (of this field, in text order) replaced, every other
+    character kept as it was."""
     if text is None or not chosen:
         return text
     parts: list[str] = []
     pos = 0
-    for slot, _, new in sorted(chosen, key=lambda c: c[0].word.start):
+    for slot, _, new in chosen:
         parts.append(text[pos : slot.word.start])
         parts.append(new)
         pos = slot.word.end
@@ -355,11 +359,11 @@ def _apply(text: str | None, chosen: list[Chosen]) -> str | None:
 
 
 def _replacements(chosen: list[Chosen]) -> list[Replacement]:
-    """The Replacements of the chosen words (field a's, then b's), with their offsets in the
-    variant."""
+    """The Replacements of the chosen words (field a's, then b's, each in text order), with
+    their offsets in the variant."""
     reps: list[Replacement] = []
     field, shift = "", 0  # how much longer the variant's field is than the original so far
-    for slot, k, new in sorted(chosen, key=lambda c: (c[0].field, c[0].word.start)):
+    for slot, k, new in chosen:
         w = slot.word
         if slot.field != field:
             field, shift = slot.field, 0

@@ -69,22 +69,28 @@ class Draws:
     def attempts(self) -> Iterator[tuple[list[int], list[int]]]:
         done, size = 0, _FIRST_CHUNK
         while True:
-            chunk, clean = self._chunk(size)
-            yield from chunk[:clean]
+            hit, ends, picks, clean = self._chunk(size)
+            for a in range(clean):  # made when asked: most records stop within a chunk
+                yield hit[ends[a] : ends[a + 1]], picks[a]
             done += clean
             if clean < size:  # a rejected draw: numpy from there on
                 yield from numpy_draws(self.seed, self.highs, self.p, skip=done)
                 return
             size *= 2
 
-    def _chunk(self, count: int) -> tuple[list[tuple[list[int], list[int]]], int]:
-        """`count` attempts' draws, and how many of them hold no rejected draw."""
+    def _chunk(self, count: int) -> tuple[list[int], list[int], list[list[int]], int]:
+        """`count` attempts' draws: the words hit by all of them in a row, where each attempt's
+        hits end in that list (after a leading 0), each attempt's picks; and how many of the
+        attempts hold no rejected draw."""
         m, c = len(self.highs), len(self._cols)
         dpos, upos, high, total, keeps = _layout(m, c, self._half is not None, count)
         raw = np.empty(total + 1, dtype=np.uint64)
         raw[0] = 0 if self._half is None else self._half
         raw[1:] = self._bits.random_raw(total)
-        hits = ((raw[dpos] >> _SHIFT_DOUBLE).astype(np.float64) * 2.0**-53 < self.p).tolist()
+        hits = (raw[dpos] >> _SHIFT_DOUBLE).astype(np.float64) * 2.0**-53 < self.p
+        attempt, word = np.nonzero(hits)  # row-major: each attempt's words in order
+        ends = np.zeros(count + 1, dtype=np.int64)
+        np.cumsum(np.bincount(attempt, minlength=count), out=ends[1:])
         words = raw[upos]
         halves = np.where(high, words >> _SHIFT_HIGH, words & _LOW32)
         scaled = halves * self._bounds
@@ -93,11 +99,7 @@ class Draws:
         picks = np.zeros((count, m), dtype=np.int64)
         picks[:, self._cols] = scaled >> _SHIFT_HIGH
         self._half = raw[keeps] if keeps >= 0 else None
-        out = [
-            ([j for j, h in enumerate(row) if h], pick)
-            for row, pick in zip(hits, picks.tolist(), strict=True)
-        ]
-        return out, clean
+        return word.tolist(), ends.tolist(), picks.tolist(), clean
 
 
 @functools.lru_cache(maxsize=4096)

@@ -24,7 +24,7 @@ class Record:
     passthrough: dict[str, str | None] | None = field(default=None, hash=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Replacement:
     """One replaced word: `start`/`end` are character offsets of the new word in the variant."""
 
@@ -35,6 +35,32 @@ class Replacement:
     replacement: str
     source: str  # one of SOURCES
     rank: int  # 1-based rank among the word's candidates
+
+    def __init__(
+        self,
+        field: str,
+        start: int,
+        end: int,
+        original: str,
+        replacement: str,
+        source: str,
+        rank: int,
+    ) -> None:
+        # the generated frozen __init__ sets each field through object.__setattr__: a sampler
+        # makes one of these per replaced word, and this is half the cost
+        object.__setattr__(
+            self,
+            "__dict__",
+            {
+                "field": field,
+                "start": start,
+                "end": end,
+                "original": original,
+                "replacement": replacement,
+                "source": source,
+                "rank": rank,
+            },
+        )
 
 
 @dataclass

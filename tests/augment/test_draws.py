@@ -35,7 +35,7 @@ def test_a_rejected_draw_hands_over_to_numpy_at_that_attempt():
     # h = 2**31 + 1 rejects about half the 32-bit draws (Lemire's threshold 2**31 - 1)
     highs = [3, 2**31 + 1, 1, 5]
     ours = D.Draws(9, highs, 0.5)
-    _, clean = ours._chunk(20)
+    *_, clean = ours._chunk(20)
     assert clean < 20  # the chunk saw a rejection
     ours = D.Draws(9, highs, 0.5)
     assert list(islice(ours.attempts(), 90)) == _numpy(9, highs, 0.5, 90)
@@ -47,9 +47,8 @@ def test_the_self_check_holds_here_and_can_fail(monkeypatch):
     real = D.Draws._chunk
 
     def off_by_one(self, count):
-        out, clean = real(self, count)
-        hit, picks = out[-1]
-        return out[:-1] + [(hit, [x + 1 for x in picks])], clean
+        hit, ends, picks, clean = real(self, count)
+        return hit, ends, picks[:-1] + [[x + 1 for x in picks[-1]]], clean
 
     monkeypatch.setattr(D.Draws, "_chunk", off_by_one)
     D.exact.cache_clear()

@@ -76,3 +76,20 @@ def test_sampling_gives_the_plain_algorithms_variants(augmenter, n, p, seed):
         assert got == _plain_sample(rec, rec_slots, params, factor)
         made += len(got) - 1
     assert made > 0
+
+
+def test_replacement_is_still_a_frozen_dataclass():
+    import dataclasses
+    import pickle
+
+    r = Replacement("a", 4, 9, "movie", "films", "mlm", 2)
+    same = Replacement(
+        field="a", start=4, end=9, original="movie", replacement="films", source="mlm", rank=2
+    )
+    assert r == same and hash(r) == hash(same) and r != dataclasses.replace(r, rank=3)
+    assert Replacement(**dataclasses.asdict(r)) == r == pickle.loads(pickle.dumps(r))
+    assert [f.name for f in dataclasses.fields(r)] == list(dataclasses.asdict(r))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.start = 5
+    with pytest.raises(TypeError):
+        Replacement("a", 4, 9, "movie", "films", "mlm")
