@@ -188,13 +188,19 @@ class CenterTagger:
             else:
                 cols = np.concatenate([x[:, j : j + n_out] for j in range(2 * w + 1)], axis=2)
                 flat = cols.reshape(-1, W.shape[0]) @ W + b
-            h = flat[:, :n_o]
+            h = flat[:, :n_o].copy()  # maxout: the largest of the pieces, into a new array
             for piece in range(1, flat.shape[1] // n_o):
-                h = np.maximum(h, flat[:, piece * n_o : (piece + 1) * n_o])
+                np.maximum(h, flat[:, piece * n_o : (piece + 1) * n_o], out=h)
             h = h.reshape(len(x), n_out, n_o)
-            mu = h.mean(axis=2, keepdims=True)
-            var = h.var(axis=2, keepdims=True)
-            h = (h - mu) / np.sqrt(var + 1e-08) * G + lb
+            # layer norm, each step as h.var and the plain formula take it (the same numbers)
+            # with fewer passes: h.var would take the mean again and subtract it again
+            h -= h.mean(axis=2, keepdims=True)
+            var = np.square(h).sum(axis=2, keepdims=True)
+            var /= n_o
+            var += 1e-08
+            h /= np.sqrt(var)
+            h *= G
+            h += lb
             x = x[:, w : w + n_out] + h
         return (x @ self.out_W.T + self.out_b).argmax(axis=2)
 
