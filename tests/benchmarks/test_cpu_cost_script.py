@@ -16,7 +16,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_measure_runs_the_chosen_checkout(tmp_path, tiny_mlm_dir):
     data = tmp_path / "dev.tsv"
-    rows = ["A gripping film about old friends .", "The cast is charming and funny ."] * 3
+    rows = [  # distinct: a repeated sentence would be answered from the masked LM's cache
+        "A gripping film about old friends .",
+        "The cast is charming and funny .",
+        "Slow scenes drag the second half down .",
+        "Bright colours fill every frame .",
+        "The music lifts a thin story .",
+        "Nobody in the theatre laughed once .",
+    ]
     data.write_text("sentence\tlabel\n" + "".join(f"{r}\t1\n" for r in rows))
     cmd = [sys.executable, str(cli.MEASURE), "--code", str(REPO), "--mlm", str(tiny_mlm_dir)]
     cmd += ["--data", str(data), "--rows", "4", "--warmup", "2", "--n", "3"]
@@ -26,11 +33,14 @@ def test_measure_runs_the_chosen_checkout(tmp_path, tiny_mlm_dir):
     assert Path(got["augment"]).parent == REPO / "augment"
     assert got["sentences"] == 4 and got["cpu_s"] > 0 and got["variants"] >= 4
     assert got["cpu_ms_per_sentence"] == 1000 * got["cpu_s"] / 4
+    # the masked LM's own forward was timed, and is part of the whole
+    assert 0 < got["model_ms_per_sentence"] < got["cpu_ms_per_sentence"]
     assert len(got["outputs_sha256"]) == 64
 
 
-def _run(ms: float, digest: str = "d") -> dict:
-    return {"augment": "x", "cpu_ms_per_sentence": ms, "outputs_sha256": digest}
+def _run(ms: float, digest: str = "d", model: float | None = None) -> dict:
+    run = {"augment": "x", "cpu_ms_per_sentence": ms, "outputs_sha256": digest}
+    return run if model is None else run | {"model_ms_per_sentence": model}
 
 
 def test_report_ratios_targets_and_identity(capsys):
@@ -55,3 +65,26 @@ def test_report_ratios_targets_and_identity(capsys):
     assert doc["outputs_identical"] == {"null": True, "minilm": False}
     out = capsys.readouterr().out
     assert "outputs identical before/after: null yes, minilm NO" in out
+
+
+def test_report_splits_the_null_models_own_forward_off(capsys):
+    args = argparse.Namespace(
+        base="none",
+        n=20,
+        data=Path("d.tsv"),
+        mlm=Path("m"),
+        rows=400,
+        minilm_rows=100,
+        warmup=32,
+        repeats=1,
+    )
+    res = {"null": {"after": _run(4.0, model=1.5)}, "minilm": {"after": _run(100.0, model=90.0)}}
+    doc = cli.report(args, res)
+    assert doc["null_model_ms_per_sentence"] == {"after": 1.5}
+    assert doc["null_without_model_ms_per_sentence"] == {"after": 2.5}
+    assert doc["null_share_of_minilm"]["after"] == 0.04  # the target is on the whole null figure
+    out = capsys.readouterr().out
+    assert "of it the null model itself" in out and "2.50" in out
+    # an older measurement without the model's part: shown as unknown, not as zero
+    doc = cli.report(args, {"null": {"after": _run(4.0)}, "minilm": {"after": _run(100.0)}})
+    assert doc["null_without_model_ms_per_sentence"] == {"after": None}
