@@ -27,7 +27,7 @@ import numpy as np
 from augment.candidates import quant
 from augment.candidates.conditioning import TOKEN_TYPE, load_conditioning
 from augment.candidates.masking import Copy, Masking, MaskQuery, encode, pack
-from augment.candidates.topk import top_k
+from augment.candidates.topk import BLOCK, product, top_k
 from kdaug.errors import KdaugError
 from kdaug.resolve import mlm_load_hint, resolve_device, resolve_model
 
@@ -131,6 +131,7 @@ class MaskedLMCandidates:
         self._valid_ids = torch.nonzero(self._valid).squeeze(1)
         self._projection = None
         self._logits = None  # the cut projection's output on CPU, reused (see `_project`)
+        self._maxima = None  # and its blocks' maxima
         self._cut_projection = False  # not while calibrating: int8 ranges watch every layer
         # id -> token, None past the tokenizer's ids (as convert_ids_to_tokens answers)
         self._tokens = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
@@ -191,19 +192,23 @@ class MaskedLMCandidates:
         return self._projection[1]
 
     def _project(self, x, weight, bias):
-        """`linear(x, weight, bias)` as float32. On CPU it is written into one buffer kept for
-        the next pass: a fresh tensor of this size is new memory from the kernel each time, and
-        faulting its pages in costs about as much as the product with a small model."""
+        """`linear(x, weight, bias)` as float32, and the maxima of its blocks of columns (see
+        topk.py) or None. On CPU both are written into buffers kept for the next pass: a fresh
+        tensor of this size is new memory from the kernel each time, and faulting its pages in
+        costs about as much as the product with a small model."""
         import torch
 
         if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
-            return torch.nn.functional.linear(x, weight, bias).float()
-        need = x.shape[0] * weight.shape[0]
-        if self._logits is None or self._logits.numel() < need:
-            self._logits = torch.empty(need)
-        out = self._logits[:need].view(x.shape[0], weight.shape[0])
-        # what `linear` computes for a 2-D input with a bias on CPU
-        return torch.addmm(bias, x, weight.t(), out=out)
+            return torch.nn.functional.linear(x, weight, bias).float(), None
+        rows, n = x.shape[0], weight.shape[0]
+        if self._logits is None or self._logits.numel() < rows * n:
+            self._logits = torch.empty(rows * n)
+            self._maxima = torch.empty(rows * (n // BLOCK))
+        out = self._logits[: rows * n].view(rows, n)
+        maxima = self._maxima[: rows * (n // BLOCK)].view(rows, n // BLOCK)
+        # what `linear` computes for a 2-D input with a bias on CPU, a block of columns at a
+        # time, and the blocks' maxima for `top_k`
+        return product(x, weight, out, bias, maxima=maxima), maxima
 
     def is_single_piece(self, word: str) -> bool:
         """Does `word` stay one known WordPiece (the TinyBERT rule for MLM candidates)?"""
@@ -301,13 +306,14 @@ class MaskedLMCandidates:
             ids, types, attn = ids.to(dev), types.to(dev), attn.to(dev)
             rows, cols, word_ids = rows.to(dev), cols.to(dev), word_ids.to(dev)
             valid = self._valid_projection()
+            maxima = None  # the logits' block maxima, where the projection gave them
             if valid is not None:  # only the ids that may be proposed: columns of `valid`
                 hidden = self.model.base_model(
                     input_ids=ids, attention_mask=attn, token_type_ids=types
                 ).last_hidden_state
                 weight, bias, column = valid
                 x = self.head.predictions.transform(hidden[rows, cols])
-                logits = self._project(x, weight, bias)
+                logits, maxima = self._project(x, weight, bias)
                 word_ids = column[word_ids.clamp(min=0)].masked_fill(word_ids < 0, -1)
             elif self.head is not None:
                 hidden = self.model.base_model(
@@ -322,9 +328,12 @@ class MaskedLMCandidates:
             has_word = word_ids >= 0
             if has_word.any():
                 masks_with = torch.nonzero(has_word).squeeze(1)
-                logits[masks_with, word_ids[has_word]] = float("-inf")
+                masked = word_ids[has_word]
+                logits[masks_with, masked] = float("-inf")
+                if maxima is not None:  # the blocks that held a masked word, again
+                    maxima = _remax(logits, maxima, masks_with, masked)
             k = min(self.top_k + _EXTRA, logits.shape[1])
-            scores, idx = top_k(logits, k)
+            scores, idx = top_k(logits, k, maxima=maxima)
             if valid is None and scores.isnan().any():
                 # a NaN (or +inf met -inf): sorted first; mask exactly
                 logits = logits.masked_fill(~self._valid, float("-inf"))
@@ -339,6 +348,17 @@ class MaskedLMCandidates:
             out.append(flat[at : at + len(c.positions)])
             at += len(c.positions)
         return out
+
+
+def _remax(logits, maxima, rows, cols):
+    """`maxima` (block maxima of `logits`, see topk.py) with the blocks that hold the (row,
+    column) pairs given computed again from `logits`."""
+    blocks = cols // BLOCK
+    inside = blocks < maxima.shape[1]  # a column past the last whole block is in no block
+    rows, blocks = rows[inside], blocks[inside]
+    whole = logits[:, : maxima.shape[1] * BLOCK].unflatten(1, (maxima.shape[1], BLOCK))
+    maxima[rows, blocks] = whole[rows, blocks].amax(1)
+    return maxima
 
 
 def _ranked(scores: np.ndarray, ids: np.ndarray, top_k: int) -> list[list[tuple[float, int]]]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from augment.candidates.topk import top_k
+from augment.candidates.topk import BLOCK, product, top_k
 from kdaug.vectors import WordVectors, read_vectors
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class VectorIndex:
         cpu = torch.device(device).type == "cpu"
         self._chunk = _QUERY_CHUNK_CPU if cpu else _QUERY_CHUNK_ACCELERATOR
         self._scores: torch.Tensor | None = None  # (chunk, search rows), made at first use
+        self._maxima: torch.Tensor | None = None  # their blocks' maxima (see topk.py)
 
     @classmethod
     def load(cls, spec: str, **kwargs) -> VectorIndex:
@@ -116,6 +117,7 @@ class VectorIndex:
         rows = max(self._chunk, _MIN_ROWS)
         if self._scores is None or len(self._scores) != rows:
             self._scores = torch.empty((rows, n), device=self._search.device)
+            self._maxima = torch.empty((rows, n // BLOCK), device=self._search.device)
         scores, idx = [], []
         with torch.inference_mode():
             for start in range(0, len(q), self._chunk):
@@ -123,9 +125,9 @@ class VectorIndex:
                 m = len(part)
                 if m < _MIN_ROWS:
                     part = torch.cat([part, part.new_zeros((_MIN_ROWS - m, part.shape[1]))])
-                out = self._scores[: len(part)]
-                torch.mm(part, self._search.T, out=out)
-                s, i = top_k(out[:m], k_fetch)
+                out, maxima = self._scores[: len(part)], self._maxima[: len(part)]
+                product(part, self._search, out, maxima=maxima)
+                s, i = top_k(out[:m], k_fetch, maxima=maxima[:m])
                 # Python lists: the same numbers (float32 -> float, exactly), read without
                 # numpy's per-element cost
                 scores += s.cpu().tolist()

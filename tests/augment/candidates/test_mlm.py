@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from augment.candidates.masking import Copy, MaskQuery, pack
-from augment.candidates.mlm import MaskedLMCandidates, _ranked
+from augment.candidates.mlm import MaskedLMCandidates, _ranked, _remax
+from augment.candidates.topk import BLOCK, block_maxima
 from kdaug.errors import KdaugError
 
 TEXT = "She opened the door and walked into the kitchen."
@@ -67,15 +68,29 @@ def test_projection_buffer_gives_linear_and_is_reused(mlm):
     weight, bias, _ = mlm._valid_projection()
     torch.manual_seed(0)
     big, small = torch.randn(7, weight.shape[1]), torch.randn(3, weight.shape[1])
-    first = mlm._project(big, weight, bias)
+    first, maxima = mlm._project(big, weight, bias)
     assert torch.equal(first, torch.nn.functional.linear(big, weight, bias))
+    assert torch.equal(maxima, block_maxima(first))
     buffer = mlm._logits.data_ptr()
-    second = mlm._project(small, weight, bias)  # fits: the same memory, no new allocation
+    second, _ = mlm._project(small, weight, bias)  # fits: the same memory, no new allocation
     assert mlm._logits.data_ptr() == buffer and second.data_ptr() == buffer
     assert torch.equal(second, torch.nn.functional.linear(small, weight, bias))
     assert second.shape == (3, weight.shape[0]) and second.is_contiguous()
-    grown = mlm._project(torch.randn(11, weight.shape[1]), weight, bias)
+    grown, maxima = mlm._project(torch.randn(11, weight.shape[1]), weight, bias)
     assert grown.shape == (11, weight.shape[0]) and mlm._logits.numel() >= grown.numel()
+    assert torch.equal(maxima, block_maxima(grown))
+
+
+def test_block_maxima_follow_the_masked_words():
+    # the projection gives block maxima before the masked word's own logit is set to -inf:
+    # the blocks that held one are computed again (a stale maximum would pick a wrong block)
+    logits = torch.randn(4, 5 * BLOCK + 7)
+    maxima = block_maxima(logits)
+    rows, cols = torch.tensor([0, 1, 2, 3]), torch.tensor([3, BLOCK + 9, 5 * BLOCK + 2, 70])
+    logits[0, 3] = logits[0].max() + 1  # the row's largest value, then masked
+    maxima[0, 0] = logits[0, 3]
+    logits[rows, cols] = float("-inf")
+    assert torch.equal(_remax(logits, maxima, rows, cols), block_maxima(logits))
 
 
 def test_duplicate_queries_computed_once_then_cached(mlm):

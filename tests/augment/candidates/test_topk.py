@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from augment.candidates.topk import top_k
+from augment.candidates.topk import BLOCK, block_maxima, product, top_k
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,34 @@ def test_top_k_of_a_slice_of_a_wider_buffer():
     part = buf[2:5]  # rows past the first: a storage offset
     got, want = top_k(part, 10, 64), torch.topk(part, 10, dim=1)
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+
+
+@pytest.mark.parametrize(
+    "rows, n, d, bias",
+    [
+        (8, 100_000, 50, False),  # the vector search: padded chunks of queries
+        (37, 21_719, 32, True),  # a narrow head's projection onto the allowed ids
+        (5, 21_719, 384, True),
+        (3, 1_000, 16, True),  # narrower than one block of columns: one call
+    ],
+)
+def test_product_gives_the_one_call_numbers_and_block_maxima(rows, n, d, bias):
+    gen = torch.Generator().manual_seed(n + d)
+    a, b = torch.randn(rows, d, generator=gen), torch.randn(n, d, generator=gen)
+    c = torch.randn(n, generator=gen) if bias else None
+    want = torch.addmm(c, a, b.t()) if bias else torch.mm(a, b.t())
+    out = torch.full((rows + 2, n), float("nan"))[1:-1]  # a slice of a wider buffer
+    maxima = torch.full((rows, n // BLOCK), float("nan"))
+    assert product(a, b, out, c, maxima=maxima) is out
+    assert torch.equal(out, want)  # bit for bit: the same dot products
+    assert torch.equal(maxima, block_maxima(want))
+    scores, idx = top_k(out, 23, maxima=maxima)
+    ref = torch.topk(want, 23, dim=1)
+    assert torch.equal(scores, ref.values) and torch.equal(idx, ref.indices)
+
+
+def test_product_splits_columns_into_blocks_that_need_not_divide_them():
+    a, b = torch.randn(4, 8), torch.randn(5_000, 8)  # 2048 + 2048 + 904; 78 blocks + 8 columns
+    out, maxima = torch.empty(4, 5_000), torch.empty(4, 5_000 // BLOCK)
+    product(a, b, out, maxima=maxima)
+    assert torch.equal(out, torch.mm(a, b.t())) and torch.equal(maxima, block_maxima(out))
