@@ -43,9 +43,10 @@ def _run(ms: float, digest: str = "d", model: float | None = None) -> dict:
     return run if model is None else run | {"model_ms_per_sentence": model}
 
 
-def test_report_ratios_targets_and_identity(capsys):
-    args = argparse.Namespace(
-        base="abc1234",
+def _args(base: str) -> argparse.Namespace:
+    """The settings `cli.report` reads, with `base` as the 'before' commit."""
+    return argparse.Namespace(
+        base=base,
         n=20,
         data=Path("d.tsv"),
         mlm=Path("m"),
@@ -54,6 +55,10 @@ def test_report_ratios_targets_and_identity(capsys):
         warmup=32,
         repeats=1,
     )
+
+
+def test_report_ratios_targets_and_identity(capsys):
+    args = _args("abc1234")
     res = {
         "null": {"before": _run(12.0), "after": _run(4.0)},
         "minilm": {"before": _run(90.0, "e"), "after": _run(80.0, "f")},
@@ -68,16 +73,7 @@ def test_report_ratios_targets_and_identity(capsys):
 
 
 def test_report_splits_the_null_models_own_forward_off(capsys):
-    args = argparse.Namespace(
-        base="none",
-        n=20,
-        data=Path("d.tsv"),
-        mlm=Path("m"),
-        rows=400,
-        minilm_rows=100,
-        warmup=32,
-        repeats=1,
-    )
+    args = _args("none")
     res = {"null": {"after": _run(4.0, model=1.5)}, "minilm": {"after": _run(100.0, model=90.0)}}
     doc = cli.report(args, res)
     assert doc["null_model_ms_per_sentence"] == {"after": 1.5}
