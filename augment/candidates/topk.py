@@ -48,26 +48,22 @@ def product(a, b, out, bias=None, maxima=None, columns: int = COLUMNS):
     written, where one call over rows of 20,000-100,000 columns runs 20-40% slower. Each output
     element is the same dot product either way: the same numbers. `maxima` (rows x n // BLOCK):
     filled with `block_maxima(out)`, each column block's while it is still in cache."""
-    import torch
-
     n = b.shape[0]
-    if a.device.type != "cpu" or n <= columns:
-        if bias is None:
-            torch.mm(a, b.t(), out=out)
-        else:
-            torch.addmm(bias, a, b.t(), out=out)
-        if maxima is not None:
-            maxima.copy_(block_maxima(out))
-        return out
+    step = columns if a.device.type == "cpu" else n
     whole = n // BLOCK * BLOCK
-    for start in range(0, n, columns):
-        end = min(n, start + columns)
-        if bias is None:
-            torch.mm(a, b[start:end].t(), out=out[:, start:end])
-        else:
-            torch.addmm(bias[start:end], a, b[start:end].t(), out=out[:, start:end])
+    for start in range(0, n, step):
+        end = min(n, start + step)
+        _mm(a, b[start:end], out[:, start:end], None if bias is None else bias[start:end])
         if maxima is not None and start < whole:
             stop = min(end, whole)
-            part = out[:, start:stop].unflatten(1, ((stop - start) // BLOCK, BLOCK))
-            torch.amax(part, 2, out=maxima[:, start // BLOCK : stop // BLOCK])
+            maxima[:, start // BLOCK : stop // BLOCK] = block_maxima(out[:, start:stop])
     return out
+
+
+def _mm(a, b, out, bias) -> None:
+    import torch
+
+    if bias is None:
+        torch.mm(a, b.t(), out=out)
+    else:
+        torch.addmm(bias, a, b.t(), out=out)

@@ -117,7 +117,8 @@ class VectorIndex:
         rows = max(self._chunk, _MIN_ROWS)
         if self._scores is None or len(self._scores) != rows:
             self._scores = torch.empty((rows, n), device=self._search.device)
-            self._maxima = torch.empty((rows, n // BLOCK), device=self._search.device)
+            if self._search.device.type == "cpu":  # only the CPU top-k reads them
+                self._maxima = torch.empty((rows, n // BLOCK))
         scores, idx = [], []
         with torch.inference_mode():
             for start in range(0, len(q), self._chunk):
@@ -125,9 +126,10 @@ class VectorIndex:
                 m = len(part)
                 if m < _MIN_ROWS:
                     part = torch.cat([part, part.new_zeros((_MIN_ROWS - m, part.shape[1]))])
-                out, maxima = self._scores[: len(part)], self._maxima[: len(part)]
+                out = self._scores[: len(part)]
+                maxima = None if self._maxima is None else self._maxima[: len(part)]
                 product(part, self._search, out, maxima=maxima)
-                s, i = top_k(out[:m], k_fetch, maxima=maxima[:m])
+                s, i = top_k(out[:m], k_fetch, maxima=None if maxima is None else maxima[:m])
                 # Python lists: the same numbers (float32 -> float, exactly), read without
                 # numpy's per-element cost
                 scores += s.cpu().tolist()
